@@ -1,0 +1,1 @@
+"""AuthZ plugin enforcing the openEuler container-management guide on every daemon API call."""

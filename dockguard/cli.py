@@ -1,0 +1,40 @@
+"""`dockguard`: one umbrella command, a subcommand per component.
+
+Each component module exposes `register(subparsers)`; the umbrella only wires them, so a
+component's CLI lives next to the code it drives.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMPONENTS = (
+    ("authz", "authz.cli"),
+    ("hookspec", "hookbin.cli"),
+    ("healthd", "healthd.cli"),
+    ("sandbox", "dockguard.sandbox"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dockguard", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="component", required=True, metavar="COMPONENT")
+    for name, module in COMPONENTS:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.register(sub, name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

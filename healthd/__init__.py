@@ -1,0 +1,1 @@
+"""Health sidecar: the guide's check semantics and exit-on-unhealthy for stock Docker."""

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# dockguard quick start: installs what the suite needs (as root, Debian 12), then
+#   quickstart.sh sandbox   brings up a private sandbox dockerd guarded by dockguard
+#   quickstart.sh test      runs the whole test suite
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+APT_PKGS=(docker.io containerd runc busybox-static lxcfs iproute2 python3-venv python3-dev gcc libseccomp2 fuse3)
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then echo "quickstart: run as root (sudo $0 $*)" >&2; exit 1; fi
+}
+
+install_apt() {
+  local missing=()
+  for p in "${APT_PKGS[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "quickstart: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+pick_python() {
+  # Resolve shims (pyenv) to the real interpreter, so the venv never goes through them.
+  local py
+  for cand in python3.13 python3.12 python3.11 python3; do
+    if command -v "$cand" >/dev/null 2>&1; then
+      py="$("$cand" -c 'import sys; print(sys.executable if sys.version_info >= (3, 11) else "")' 2>/dev/null || true)"
+      if [ -n "$py" ]; then echo "$py"; return; fi
+    fi
+  done
+  echo "quickstart: Python >= 3.11 not found" >&2; exit 1
+}
+
+install_venv() {
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import dockguard, authz, hookbin, healthd' 2>/dev/null \
+     || [ setup.cfg -nt .venv/.installed ]; then
+    local py; py="$(pick_python)"
+    [ -x .venv/bin/python ] || "$py" -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+    touch .venv/.installed
+  fi
+}
+
+start_lxcfs() {
+  # lxcfs-hook needs a running lxcfs; start one if none runs (no systemd on some hosts).
+  if ! pgrep -x lxcfs >/dev/null 2>&1; then
+    mkdir -p /var/lib/lxcfs
+    (lxcfs /var/lib/lxcfs >/var/log/lxcfs.log 2>&1 &)
+    for _ in $(seq 50); do mountpoint -q /var/lib/lxcfs && break; sleep 0.1; done
+  fi
+}
+
+cmd="${1:-}"; shift || true
+case "$cmd" in
+  sandbox)
+    need_root "$cmd"; install_apt; install_venv; start_lxcfs
+    exec .venv/bin/dockguard sandbox up "$@" ;;
+  test)
+    need_root "$cmd"; install_apt; install_venv; start_lxcfs
+    exec .venv/bin/python -m pytest "$@" ;;
+  *)
+    echo "usage: $0 sandbox|test" >&2; exit 2 ;;
+esac

@@ -1,6 +1,95 @@
-"""`dockguard hookspec ...` (filled in by the hook-spec work)."""
+"""`dockguard hookspec validate|merge|install`: check, combine and install hook-specs.
+
+The guide makes users merge several specs by hand; `merge` does it in order and validates
+the result. `install` puts the hook programs and the runtime wrapper in place.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from hookbin import install as inst
+from hookbin import oci
+from hookbin import spec as hookspec
+
+
+def cmd_validate(args) -> int:
+    bad = 0
+    for path in args.files:
+        try:
+            hookspec.load_spec(path, args.docker_root)
+        except hookspec.SpecError as exc:
+            bad += 1
+            for problem in exc.problems:
+                print(f"error: {problem}", file=sys.stderr)
+        else:
+            print(f"{path}: ok")
+    return 1 if bad else 0
+
+
+def cmd_merge(args) -> int:
+    try:
+        merged = hookspec.load_specs(args.files, args.docker_root)
+    except hookspec.SpecError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print("error: nothing written", file=sys.stderr)
+        return 1
+    if args.output:
+        if not os.path.isabs(args.output):
+            print(f"error: --output must be an absolute path: {args.output}", file=sys.stderr)
+            return 1
+        oci.write_json_atomic(args.output, merged)
+        print(f"{args.output}: merged {len(args.files)} specs")
+    else:
+        json.dump(merged, sys.stdout, indent=4)
+        sys.stdout.write("\n")
+    return 0
+
+
+def cmd_install(args) -> int:
+    if os.geteuid() != 0:
+        print("error: install must run as root (hooks must be root-owned)", file=sys.stderr)
+        return 1
+    try:
+        hooks = inst.install_hooks(args.docker_root, args.python)
+        runtime = inst.install_runtime(args.bin_dir, args.runc, args.python)
+    except (inst.InstallError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for path in hooks + [runtime]:
+        print(f"installed {path}")
+    entry = inst.runtime_config(runtime, args.docker_root, args.hook_spec)
+    print("\nAdd to daemon.json, then restart dockerd:")
+    print(json.dumps({"runtimes": {"dockguard": entry}, "default-runtime": "dockguard"}, indent=2))
+    return 0
 
 
 def register(sub, name):
-    p = sub.add_parser(name, help="validate and merge hook-spec files")
-    p.set_defaults(func=lambda args: p.print_help())
+    p = sub.add_parser(name, help="validate, merge and install hook-specs (OCI hooks via dockguard-runtime)",
+                       description=__doc__.splitlines()[0])
+    hsub = p.add_subparsers(dest="hookspec_cmd", required=True, metavar="COMMAND")
+
+    def root_opt(q):
+        q.add_argument("--docker-root", default=hookspec.DEFAULT_DOCKER_ROOT,
+                       help="Docker Root Dir (hooks must live in DIR/hooks; default %(default)s)")
+
+    v = hsub.add_parser("validate", help="check spec files against the guide's rules")
+    v.add_argument("files", nargs="+", metavar="FILE")
+    root_opt(v)
+    v.set_defaults(func=cmd_validate)
+
+    m = hsub.add_parser("merge", help="merge spec files in order into one (validated)")
+    m.add_argument("files", nargs="+", metavar="FILE")
+    m.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
+    root_opt(m)
+    m.set_defaults(func=cmd_merge)
+
+    i = hsub.add_parser("install", help="install the hook programs and dockguard-runtime")
+    root_opt(i)
+    i.add_argument("--bin-dir", default="/usr/local/bin", help="where dockguard-runtime goes (%(default)s)")
+    i.add_argument("--runc", help="the real runc (default: found in /usr/sbin, /usr/bin, PATH)")
+    i.add_argument("--python", help="interpreter for the hooks (default: this one, resolved)")
+    i.add_argument("--hook-spec", help="daemon-wide spec, only for the printed daemon.json snippet")
+    i.set_defaults(func=cmd_install)

@@ -1,0 +1,150 @@
+"""OCI plumbing shared by the wrapper and the hook programs: state, config.json, setns, mount.
+
+Stdlib only (the hook programs and the wrapper run under `python -I -S`). Pure helpers take
+and return plain data; the few syscalls are thin ctypes shims.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+MS_BIND = 4096
+
+HOOK_PHASES = ("prestart", "poststart", "poststop")
+
+
+class OciError(Exception):
+    """Bad OCI state or bundle, or a failed namespace/mount operation."""
+
+
+# --- state on stdin -----------------------------------------------------------------------
+
+def parse_state(text: str) -> dict:
+    """The OCI state JSON runc writes to a hook's stdin, checked for what hooks rely on."""
+    try:
+        state = json.loads(text)
+    except ValueError as exc:
+        raise OciError(f"OCI state on stdin is not valid JSON: {exc}") from None
+    if not isinstance(state, dict):
+        raise OciError("OCI state on stdin is not a JSON object")
+    for key in ("id", "status", "bundle"):
+        if not isinstance(state.get(key), str) or not state[key]:
+            raise OciError(f"OCI state on stdin lacks {key!r}")
+    pid = state.get("pid", 0)
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid < 0:
+        raise OciError(f"OCI state on stdin has a bad pid: {pid!r}")
+    state.setdefault("pid", 0)
+    return state
+
+
+def read_state(stream) -> dict:
+    return parse_state(stream.read())
+
+
+# --- config.json --------------------------------------------------------------------------
+
+def add_hooks(config: dict, spec: dict) -> dict:
+    """A copy of `config` with the spec's hooks appended after any already there.
+
+    Every other field (and every other hook phase, e.g. createRuntime) is kept as is.
+    """
+    out = dict(config)
+    hooks = dict(out.get("hooks") or {})
+    for phase in HOOK_PHASES:
+        extra = spec.get(phase) or []
+        if extra:
+            hooks[phase] = list(hooks.get(phase) or []) + [dict(h) for h in extra]
+    if hooks:
+        out["hooks"] = hooks
+    return out
+
+
+def read_json(path: str):
+    with open(path, "rb") as f:
+        return json.loads(f.read())
+
+
+def write_json_atomic(path: str, obj) -> None:
+    """Write next to `path`, fsync, rename over it: readers see old or new, never half."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o644
+    # No `tempfile`: its imports cost the wrapper milliseconds per create.
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, separators=(",", ":"))
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def bundle_config(bundle: str) -> dict:
+    try:
+        config = read_json(os.path.join(bundle, "config.json"))
+    except (OSError, ValueError) as exc:
+        raise OciError(f"cannot read {bundle}/config.json: {exc}") from None
+    if not isinstance(config, dict):
+        raise OciError(f"{bundle}/config.json is not a JSON object")
+    return config
+
+
+def rootfs_path(bundle: str, config: dict) -> str:
+    """The container's root filesystem on the host (root.path, relative to the bundle)."""
+    root = (config.get("root") or {}).get("path")
+    if not isinstance(root, str) or not root:
+        raise OciError(f"{bundle}/config.json has no root.path")
+    return root if os.path.isabs(root) else os.path.join(bundle, root)
+
+
+# --- syscalls -----------------------------------------------------------------------------
+
+_libc = None
+
+
+def libc():
+    global _libc
+    if _libc is None:
+        import ctypes
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        import ctypes
+        err = ctypes.get_errno()
+        raise OciError(f"{what}: {os.strerror(err)}")
+
+
+def ns_path(pid: int, kind: str) -> str:
+    return f"/proc/{pid}/ns/{kind}"
+
+
+def open_ns(pid: int, kind: str) -> int:
+    try:
+        return os.open(ns_path(pid, kind), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OciError(f"cannot open {kind} namespace of pid {pid}: {exc.strerror}") from None
+
+
+def setns(fd: int, nstype: int, what: str) -> None:
+    """Move this (single-threaded) process into the namespace behind `fd`."""
+    _check(libc().setns(fd, nstype), f"setns into {what}")
+
+
+def bind_mount(source: str, target: str) -> None:
+    _check(libc().mount(source.encode(), target.encode(), None, MS_BIND, None),
+           f"bind-mount {source} on {target}")

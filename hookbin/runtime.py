@@ -1,0 +1,248 @@
+"""`dockguard-runtime`: an OCI runtime wrapper that adds hook-spec hooks, then execs runc.
+
+dockerd runs it (through the shim) as
+    dockguard-runtime [--hook-spec FILE] [--docker-root DIR] <runc global options> CMD ...
+On `create` it merges the daemon-wide spec (--hook-spec) and then the container's own spec
+(label or annotation `dockguard.hook-spec`) into the bundle's config.json hooks; every
+other command goes to runc untouched. The installed front script (see install.py) already
+sends the hot path straight to runc without starting Python; this module is the full path
+and the reference behaviour.
+
+Errors go to runc's `--log` file in runc's own format, so dockerd shows them to the user,
+and the wrapper exits non-zero before runc runs: nothing is created.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from hookbin import oci, spec as hookspec
+
+# runc global options that take a value (urfave/cli accepts one or two dashes).
+RUNC_GLOBAL_VALUE_OPTS = {"log", "log-format", "root", "criu", "rootless"}
+# `runc create` options that take a value.
+CREATE_VALUE_OPTS = {"bundle", "b", "console-socket", "pid-file", "preserve-fds"}
+WRAPPER_OPTS = {"hook-spec", "docker-root", "runc"}
+RUNC_CANDIDATES = ("/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc", "/usr/local/bin/runc")
+
+
+class UsageError(Exception):
+    """The wrapper's own options are malformed."""
+
+
+class Invocation:
+    """One call of the wrapper, split into our options and runc's argv.
+
+    A plain class, not a dataclass: `dataclasses` costs milliseconds of import on every create.
+    """
+
+    def __init__(self, runc_args: list[str] | None = None):
+        self.runc_args: list[str] = runc_args if runc_args is not None else []
+        self.hook_spec: str | None = None
+        self.docker_root: str = hookspec.DEFAULT_DOCKER_ROOT
+        self.runc: str | None = None
+        self.command: str | None = None
+        self.command_args: list[str] = []
+        self.log: str | None = None
+        self.log_format: str = "text"
+        self.bundle: str | None = None
+        self.container_id: str | None = None
+
+
+def _split_opt(arg: str) -> tuple[str, str | None]:
+    """`--name=value` -> (name, value); `--name`/`-name` -> (name, None)."""
+    body = arg.lstrip("-")
+    if "=" in body:
+        name, value = body.split("=", 1)
+        return name, value
+    return body, None
+
+
+def parse_argv(argv: list[str]) -> Invocation:
+    """Separate the wrapper's options from runc's, find the command, bundle and id (pure)."""
+    inv = Invocation(runc_args=[])
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--" or not arg.startswith("-") or arg == "-":
+            break
+        name, value = _split_opt(arg)
+        takes_value = name in WRAPPER_OPTS or name in RUNC_GLOBAL_VALUE_OPTS
+        if takes_value and value is None:
+            if i + 1 >= len(argv):
+                raise UsageError(f"option {arg} needs a value")
+            value = argv[i + 1]
+            step = 2
+        else:
+            step = 1
+        if name in WRAPPER_OPTS and arg.startswith("--"):
+            if name == "hook-spec":
+                inv.hook_spec = value or None
+            elif name == "docker-root":
+                if not value:
+                    raise UsageError("--docker-root needs a non-empty value")
+                inv.docker_root = value
+            else:
+                inv.runc = value
+        else:
+            if name == "log":
+                inv.log = value
+            elif name == "log-format":
+                inv.log_format = value or "text"
+            inv.runc_args.extend(argv[i:i + step])
+        i += step
+    inv.runc_args.extend(argv[i:])
+    if i < len(argv) and argv[i] != "--":
+        inv.command = argv[i]
+        inv.command_args = argv[i + 1:]
+    if inv.command == "create":
+        inv.bundle, inv.container_id = parse_create_args(inv.command_args)
+    return inv
+
+
+def parse_create_args(args: list[str]) -> tuple[str, str | None]:
+    """`runc create` arguments -> (bundle, container id); runc's default bundle is the cwd."""
+    bundle, positional = ".", []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            positional.extend(args[i + 1:])
+            break
+        if arg.startswith("-") and arg != "-":
+            name, value = _split_opt(arg)
+            if name in CREATE_VALUE_OPTS and value is None:
+                value = args[i + 1] if i + 1 < len(args) else None
+                i += 1
+            if name in ("bundle", "b") and value is not None:
+                bundle = value
+        else:
+            positional.append(arg)
+        i += 1
+    return bundle, (positional[-1] if positional else None)
+
+
+# --- where the container's own spec comes from --------------------------------------------
+
+def container_labels(docker_root: str, container_id: str) -> dict:
+    """Config.Labels from dockerd's config.v2.json (20.10 keeps labels out of config.json)."""
+    path = os.path.join(docker_root, "containers", container_id, "config.v2.json")
+    try:
+        doc = oci.read_json(path)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise hookspec.SpecError([f"cannot read {path}: {exc}"]) from None
+    labels = ((doc or {}).get("Config") or {}).get("Labels") or {}
+    return labels if isinstance(labels, dict) else {}
+
+
+def container_spec_value(labels: dict, annotations: dict) -> str | None:
+    """The container's `dockguard.hook-spec`: label or annotation; both must agree if both set."""
+    label = labels.get(hookspec.LABEL)
+    note = annotations.get(hookspec.LABEL) if isinstance(annotations, dict) else None
+    if label is not None and note is not None and label != note:
+        raise hookspec.SpecError([f"label {hookspec.LABEL}={label!r} and annotation "
+                                  f"{hookspec.LABEL}={note!r} disagree; set one of them"])
+    return label if label is not None else note
+
+
+def spec_paths(hook_spec: str | None, container_value: str | None) -> list[str]:
+    """Daemon-wide spec first, then the container's (comma-separated, in order)."""
+    paths = [hook_spec] if hook_spec else []
+    if container_value is not None:
+        paths += hookspec.split_label(container_value)
+    return paths
+
+
+def prepare_bundle(inv: Invocation) -> int:
+    """Merge all hooks for this `create` into the bundle's config.json; return hooks added."""
+    bundle = inv.bundle or "."
+    config_path = os.path.join(bundle, "config.json")
+    try:
+        config = oci.read_json(config_path)
+    except (OSError, ValueError) as exc:
+        raise hookspec.SpecError([f"cannot read {config_path}: {exc}"]) from None
+    if not isinstance(config, dict):
+        raise hookspec.SpecError([f"{config_path} is not a JSON object"])
+    labels = container_labels(inv.docker_root, inv.container_id) if inv.container_id else {}
+    value = container_spec_value(labels, config.get("annotations") or {})
+    paths = spec_paths(inv.hook_spec, value)
+    if not paths:
+        return 0
+    merged = hookspec.load_specs(paths, inv.docker_root)
+    if hookspec.is_empty(merged):
+        return 0
+    oci.write_json_atomic(config_path, oci.add_hooks(config, merged))
+    return sum(len(merged[p]) for p in hookspec.PHASES)
+
+
+# --- errors, the way runc reports them ----------------------------------------------------
+
+def log_line(msg: str, log_format: str, now: float | None = None) -> str:
+    """One error record as runc (logrus) writes it: JSON, or logfmt-style text."""
+    now = time.time() if now is None else now
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
+    if log_format == "json":
+        return json.dumps({"level": "error", "msg": msg, "time": stamp}) + "\n"
+    return f"time={json.dumps(stamp)} level=error msg={json.dumps(msg)}\n"
+
+
+def report(inv: Invocation | None, msg: str) -> None:
+    """To runc's --log file (dockerd reads the last error from it) and to stderr."""
+    msg = f"dockguard-runtime: {msg}"
+    if inv is not None and inv.log:
+        try:
+            fd = os.open(inv.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, log_line(msg, inv.log_format).encode())
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+    try:
+        sys.stderr.write(msg + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def find_runc(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    for cand in RUNC_CANDIDATES:
+        if os.access(cand, os.X_OK):
+            return cand
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        cand = os.path.join(d, "runc")
+        if d and os.access(cand, os.X_OK):
+            return cand
+    raise UsageError("runc not found (pass --runc PATH)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    inv = None
+    try:
+        inv = parse_argv(argv)
+        runc = find_runc(inv.runc)
+        if inv.command == "create":
+            prepare_bundle(inv)
+    except hookspec.SpecError as exc:
+        report(inv, "hook-spec refused: " + "; ".join(exc.problems))
+        return 1
+    except (UsageError, OSError) as exc:
+        report(inv, str(exc))
+        return 1
+    try:
+        os.execv(runc, [runc, *inv.runc_args])
+    except OSError as exc:
+        report(inv, f"cannot exec {runc}: {exc.strerror}")
+        return 1
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,6 +1,98 @@
-"""`dockguard healthd ...` (filled in by the health sidecar work)."""
+"""`dockguard healthd run|status`: the sidecar and a reader of its state files."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .store import read_all
+from .service import DEFAULT_STATE_DIR, default_docker_host
 
 
 def register(sub, name):
-    p = sub.add_parser(name, help="the health sidecar")
-    p.set_defaults(func=lambda args: p.print_help())
+    p = sub.add_parser(name, help="the health sidecar (checks with the guide's semantics, "
+                                  "exit-on-unhealthy)")
+    hs = p.add_subparsers(dest="healthd_cmd", required=True, metavar="COMMAND")
+
+    r = hs.add_parser("run", help="run the sidecar (follows dockerd's events)")
+    r.add_argument("--docker-host", default=None,
+                   help="dockerd URL (default: $DOCKER_HOST or unix:///var/run/docker.sock)")
+    r.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
+                   help=f"per-container state files (default {DEFAULT_STATE_DIR})")
+    r.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    r.set_defaults(func=cmd_run)
+
+    s = hs.add_parser("status", help="health of watched containers, like docker inspect's State.Health")
+    s.add_argument("container", nargs="?", help="name or id (prefix); default: all")
+    s.add_argument("--json", action="store_true", help="JSON output")
+    s.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    s.set_defaults(func=cmd_status)
+
+
+def cmd_run(args) -> int:
+    from .service import run
+    from .store import StoreError
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    try:
+        return run(args.docker_host or default_docker_host(), args.state_dir)
+    except StoreError as exc:
+        print(f"dockguard healthd: {exc}", file=sys.stderr)
+        return 1
+
+
+def find(records: list[dict], ref: str) -> list[dict]:
+    """docker's lookup order: exact id, exact name, then unique id prefix."""
+    ref = ref.lstrip("/")
+    for pred in (lambda r: r["Id"] == ref, lambda r: r.get("Name") == ref,
+                 lambda r: r["Id"].startswith(ref)):
+        hits = [r for r in records if pred(r)]
+        if hits:
+            return hits
+    return []
+
+
+def cmd_status(args) -> int:
+    if not args.state_dir.is_dir():
+        print(f"dockguard healthd: no state dir {args.state_dir} (is the sidecar running "
+              "with this --state-dir?)", file=sys.stderr)
+        return 1
+    records = read_all(args.state_dir)
+    if args.container:
+        hits = find(records, args.container)
+        if not hits:
+            print(f"dockguard healthd: no health state for {args.container!r}", file=sys.stderr)
+            return 1
+        if len(hits) > 1:
+            print(f"dockguard healthd: {args.container!r} is ambiguous "
+                  f"({', '.join(h['Id'][:12] for h in hits)})", file=sys.stderr)
+            return 1
+        rec = hits[0]
+        if args.json:
+            print(json.dumps(rec["Health"], indent=2))
+            return 0
+        print(f"{rec.get('Name')} ({rec['Id'][:12]}): {rec['Health']['Status']}, "
+              f"FailingStreak {rec['Health']['FailingStreak']}")
+        if rec.get("Check"):
+            print(f"  check: {rec['Check']['Describe']}, interval {rec['Check']['Interval']:g}s, "
+                  f"retries {rec['Check']['Retries']}, exit-on-unhealthy "
+                  f"{str(rec['Check']['ExitOnUnhealthy']).lower()}")
+        for p in rec.get("Problems") or []:
+            print(f"  problem: {p}")
+        for e in rec["Health"]["Log"]:
+            out = e["Output"].strip().replace("\n", " ")[:80]
+            print(f"  {e['Start']}  exit {e['ExitCode']:>3}  {out}")
+        return 0
+    if args.json:
+        print(json.dumps([{"Id": r["Id"], "Name": r.get("Name"), "Watched": r.get("Watched"),
+                           "Check": r.get("Check"), "Health": r["Health"]} for r in records],
+                         indent=2))
+        return 0
+    print(f"{'CONTAINER':<14}{'NAME':<24}{'STATUS':<11}{'STREAK':>6}  CHECK")
+    for r in records:
+        check = (r.get("Check") or {}).get("Describe") or "; ".join(r.get("Problems") or [])
+        print(f"{r['Id'][:12]:<14}{(r.get('Name') or '')[:23]:<24}{r['Health']['Status']:<11}"
+              f"{r['Health']['FailingStreak']:>6}  {check}")
+    return 0

@@ -1,0 +1,226 @@
+"""The three kinds of check: exec (Docker exec API), tcp and http (from the host, in the
+container's own network namespace).
+
+Host probes need nothing inside the image and no published port: a socket created while a
+thread is inside a network namespace stays bound to that namespace, so one helper thread
+setns()es into the container's netns, creates a non-blocking socket, and returns to the
+host's netns; the asyncio loop then uses the socket like any other. The loop thread itself
+never changes namespace (its other sockets, and a bug, cannot end up elsewhere).
+
+Every probe returns (exit_code, output): 0 = success, like the engine's probes; a timeout is
+exit code -1 with the engine's wording.
+"""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import errno
+import logging
+import os
+import signal
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from .machine import EXIT_TIMEOUT, MAX_OUTPUT
+
+log = logging.getLogger("healthd.probes")
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.setns.argtypes = (ctypes.c_int, ctypes.c_int)
+
+
+def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
+    """Python 3.11 has no os.setns: call libc's."""
+    if _libc.setns(fd, nstype) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"setns: {os.strerror(e)}")
+
+
+def timeout_output(timeout: float) -> str:
+    return f"Health check exceeded timeout ({timeout:g}s)"
+
+
+class NetnsSockets:
+    """Creates sockets inside other network namespaces, from one dedicated thread."""
+
+    def __init__(self) -> None:
+        self._home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="netns")
+
+    def _create(self, nsfd: int) -> socket.socket:
+        setns(nsfd)
+        try:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+                              | socket.SOCK_CLOEXEC)
+        finally:
+            setns(self._home)   # failing here would strand the thread: let it raise loudly
+        return s
+
+    async def create(self, nsfd: int) -> socket.socket:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._create, nsfd)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        os.close(self._home)
+
+
+def open_netns(pid: int) -> int:
+    """An fd on the netns of host pid `pid` (kept while watched, so setns needs no lookup)."""
+    return os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
+
+async def _connect(sock: socket.socket, port: int) -> int:
+    """Non-blocking connect to 127.0.0.1:port; returns errno (0 = connected)."""
+    err = sock.connect_ex(("127.0.0.1", port))
+    if err != errno.EINPROGRESS:
+        return err
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    fd = sock.fileno()
+    loop.add_writer(fd, lambda: fut.done() or fut.set_result(None))
+    try:
+        await fut
+    finally:
+        loop.remove_writer(fd)
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+
+
+async def tcp_probe(sockets: NetnsSockets, nsfd: int, port: int, timeout: float) -> tuple[int, str]:
+    try:
+        async with asyncio.timeout(timeout):
+            sock = await sockets.create(nsfd)
+            try:
+                err = await _connect(sock, port)
+            finally:
+                sock.close()
+    except TimeoutError:
+        return EXIT_TIMEOUT, timeout_output(timeout)
+    except OSError as exc:
+        return 1, f"tcp probe: {exc}"
+    if err:
+        return 1, f"connect 127.0.0.1:{port}: {os.strerror(err)}"
+    return 0, ""
+
+
+async def http_probe(sockets: NetnsSockets, nsfd: int, port: int, path: str,
+                     timeout: float) -> tuple[int, str]:
+    """GET path; 2xx and 3xx succeed. Output: the status line (and why, on failure)."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout):
+            sock = await sockets.create(nsfd)
+            try:
+                err = await _connect(sock, port)
+                if err:
+                    return 1, f"connect 127.0.0.1:{port}: {os.strerror(err)}"
+                req = (f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n"
+                       "User-Agent: dockguard-healthd\r\nConnection: close\r\n\r\n").encode()
+                await loop.sock_sendall(sock, req)
+                buf = b""
+                while b"\n" not in buf and len(buf) < MAX_OUTPUT:
+                    chunk = await loop.sock_recv(sock, 1024)
+                    if not chunk:
+                        break
+                    buf += chunk
+            finally:
+                sock.close()
+    except TimeoutError:
+        return EXIT_TIMEOUT, timeout_output(timeout)
+    except OSError as exc:
+        return 1, f"http probe: {exc}"
+    line = buf.split(b"\n", 1)[0].strip().decode("latin-1")
+    parts = line.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        return 1, f"not an HTTP response: {line[:200]!r}"
+    code = int(parts[1])
+    return (0 if 200 <= code < 400 else 1), line
+
+
+class _Job:
+    def __init__(self) -> None:
+        self.exec_id: str | None = None
+        self.cancelled = False
+        self.lock = threading.Lock()
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and its descendants (the exec'd shell and what it started)."""
+    import psutil
+    try:
+        root = psutil.Process(pid)
+        procs = root.children(recursive=True) + [root]
+    except psutil.Error:
+        return
+    for p in procs:
+        try:
+            os.kill(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+class ExecRunner:
+    """Runs `dockguard.health.cmd` through the exec API in a small pool of threads (the
+    docker SDK blocks); on timeout the exec'd process tree is killed, not left running."""
+
+    def __init__(self, client_factory, workers: int = 16) -> None:
+        self._factory = client_factory
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="exec")
+        self._jobs: set[_Job] = set()
+
+    def _api(self):
+        api = getattr(self._local, "api", None)
+        if api is None:
+            api = self._local.api = self._factory()
+        return api
+
+    def _run(self, cid: str, argv: tuple[str, ...], job: _Job) -> tuple[int, str]:
+        api = self._api()
+        job.exec_id = api.exec_create(cid, list(argv), stdout=True, stderr=True)["Id"]
+        stream = api.exec_start(job.exec_id, stream=True)
+        if job.cancelled:          # timed out before it even started
+            self._kill(job)
+        out = bytearray()
+        for chunk in stream:
+            if len(out) < MAX_OUTPUT:
+                out += chunk[:MAX_OUTPUT - len(out)]
+        code = api.exec_inspect(job.exec_id).get("ExitCode")
+        return (code if isinstance(code, int) else -1), out.decode("utf-8", "replace")
+
+    def _kill(self, job: _Job) -> None:
+        job.cancelled = True
+        if job.exec_id is None:
+            return
+        try:
+            info = self._api().exec_inspect(job.exec_id)
+        except Exception as exc:  # noqa: BLE001 - the daemon may be going away
+            log.warning("timed-out exec %s: inspect failed: %s", job.exec_id[:12], exc)
+            return
+        if info.get("Running") and info.get("Pid"):
+            kill_tree(int(info["Pid"]))
+
+    async def run(self, cid: str, argv: tuple[str, ...], timeout: float) -> tuple[int, str]:
+        loop = asyncio.get_running_loop()
+        job = _Job()
+        self._jobs.add(job)
+        fut = loop.run_in_executor(self._pool, self._run, cid, argv, job)
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            await loop.run_in_executor(None, self._kill, job)
+            return EXIT_TIMEOUT, timeout_output(timeout)
+        except Exception as exc:  # noqa: BLE001 - API errors are a failed check, not a crash
+            msg = getattr(exc, "explanation", None) or str(exc)
+            return EXIT_TIMEOUT, f"exec failed: {msg}"[:MAX_OUTPUT]
+        finally:
+            self._jobs.discard(job)
+
+    def kill_running(self) -> None:
+        """On shutdown: no check process is left behind in any container."""
+        for job in list(self._jobs):
+            self._kill(job)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

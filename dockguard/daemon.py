@@ -210,6 +210,17 @@ class PrivateDaemon:
                 self.proc.wait(10)
         self._reap_leftovers()
 
+    def restart(self, timeout: float = 60.0) -> "PrivateDaemon":
+        """Restart dockerd *keeping* its containers (unlike stop()): SIGTERM, wait, start.
+
+        As on a real daemon restart, running containers are stopped by dockerd (give them a
+        short --stop-timeout) and those with a restart policy are started again at boot.
+        """
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout)
+        return self.start(timeout)
+
     def _reap_leftovers(self) -> None:
         """Kill any process still holding our exec-root (shims, containerd) and unmount."""
         import psutil

@@ -140,6 +140,7 @@ class Service:
                 if cid not in all_ids:
                     log.info("%s: container no longer exists; dropping its state", cid[:12])
                     self.store.delete(cid)
+            self._write_metrics()
         elif kind == "view":
             self._observe(msg[1])
         elif kind == "gone":
@@ -148,6 +149,7 @@ class Service:
         elif kind == "disconnected":
             self.connected = False
             self._pause_all()
+            self._write_metrics()
 
     # --- reconciling watches with what containers are -------------------------------------
     def _observe(self, v: View) -> None:
@@ -329,17 +331,20 @@ class Service:
         except OSError as exc:
             log.error("%s: cannot write state: %s", cid[:12], exc)
 
-    async def _write_metrics_forever(self) -> None:
+    def _write_metrics(self) -> None:
         path = self.store.root / METRICS_FILE
         tmp = path.with_name(METRICS_FILE + ".tmp")
+        data = self.metrics.to_json()
+        data["watched"] = len(self.watches)
+        data["scheduled"] = len(self.sched)
+        data["connected"] = self.connected
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+
+    async def _write_metrics_forever(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            data = self.metrics.to_json()
-            data["watched"] = len(self.watches)
-            data["scheduled"] = len(self.sched)
-            data["connected"] = self.connected
-            tmp.write_text(json.dumps(data))
-            os.replace(tmp, path)
+            self._write_metrics()
 
 
 def run(docker_host: str, state_dir: Path) -> int:

@@ -54,7 +54,7 @@ def cmd_install(args) -> int:
         return 1
     try:
         hooks = inst.install_hooks(args.docker_root, args.python)
-        runtime = inst.install_runtime(args.bin_dir, args.runc, args.python)
+        runtime = inst.install_runtime(args.bin_dir, args.runc, args.python, docker_root=args.docker_root)
     except (inst.InstallError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -35,9 +35,10 @@ RUNC=@RUNC@
 PY=@PY@
 PKG=@PKG@
 GREP=@GREP@
+ROOT=@ROOT@
 
 scan() {
-  lead=0 spec= root=/var/lib/docker cmd= bundle=. id= odd=
+  lead=0 spec= root=$ROOT cmd= bundle=. id= odd=
   while [ $# -gt 0 ]; do
     case "$1" in
       --hook-spec|--docker-root)
@@ -78,7 +79,7 @@ if [ -z "$odd" ]; then
     shift $lead; exec "$RUNC" "$@"
   fi
 fi
-exec "$PY" -IS -c 'import sys; sys.path.insert(0, sys.argv.pop(1)); from hookbin.runtime import main; sys.exit(main())' "$PKG" --runc "$RUNC" "$@"
+exec "$PY" -IS -c 'import sys; sys.path.insert(0, sys.argv.pop(1)); from hookbin.runtime import main; sys.exit(main())' "$PKG" --runc "$RUNC" --docker-root "$ROOT" "$@"
 """
 
 HOOK_TEMPLATE = """#!{py} -IS
@@ -109,9 +110,11 @@ def which_abs(name: str, candidates: tuple[str, ...]) -> str:
     return os.path.realpath(found)
 
 
-def render_front(runc: str, python: str, pkg_root: str, grep: str) -> str:
+def render_front(runc: str, python: str, pkg_root: str, grep: str,
+                 docker_root: str = hookspec.DEFAULT_DOCKER_ROOT) -> str:
     text = FRONT_TEMPLATE
-    for key, value in (("@RUNC@", runc), ("@PY@", python), ("@PKG@", pkg_root), ("@GREP@", grep)):
+    for key, value in (("@RUNC@", runc), ("@PY@", python), ("@PKG@", pkg_root), ("@GREP@", grep),
+                       ("@ROOT@", docker_root)):
         text = text.replace(key, shlex.quote(value))
     return text
 
@@ -158,15 +161,19 @@ def install_hooks(docker_root: str, python: str | None = None, pkg_root: str = P
 
 
 def install_runtime(bin_dir: str, runc: str | None = None, python: str | None = None,
-                    pkg_root: str = PKG_ROOT) -> str:
-    """Write the `dockguard-runtime` front script into `bin_dir`."""
+                    pkg_root: str = PKG_ROOT, docker_root: str = hookspec.DEFAULT_DOCKER_ROOT) -> str:
+    """Write the `dockguard-runtime` front script into `bin_dir`.
+
+    `docker_root` becomes the default for --docker-root, so with the default root and no
+    daemon-wide spec the runtime needs no runtimeArgs (dockerd then skips its own sh layer).
+    """
     runc = runc or which_abs("runc", ("/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc"))
     grep = which_abs("grep", ("/usr/bin/grep", "/bin/grep"))
     if not os.access(runc, os.X_OK):
         raise InstallError(f"runc {runc!r} is not executable")
     os.makedirs(bin_dir, mode=0o755, exist_ok=True)
     path = os.path.join(bin_dir, RUNTIME_NAME)
-    write_executable(path, render_front(runc, real_python(python), pkg_root, grep))
+    write_executable(path, render_front(runc, real_python(python), pkg_root, grep, docker_root))
     return path
 
 

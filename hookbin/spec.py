@@ -98,8 +98,9 @@ def check_hook_shape(hook, where: str) -> list[str]:
 def check_timeout(value, where: str) -> list[str]:
     """An integer in [1, 120]: no floats, no bools, no strings (guide: "不接受浮点数")."""
     if isinstance(value, bool) or not isinstance(value, int):
-        kind = {bool: "a boolean", float: "a float", str: "a string"}.get(type(value), type(value).__name__)
-        return [f"{where}: must be an integer in [{TIMEOUT_MIN}, {TIMEOUT_MAX}] (got {kind}: {json.dumps(value)})"]
+        kind = {bool: "a boolean", float: "a float", str: "a string", list: "a list", dict: "an object"}
+        got = "null" if value is None else f"{kind.get(type(value), type(value).__name__)}: {json.dumps(value)}"
+        return [f"{where}: must be an integer in [{TIMEOUT_MIN}, {TIMEOUT_MAX}] (got {got})"]
     if not TIMEOUT_MIN <= value <= TIMEOUT_MAX:
         return [f"{where}: {value} is out of range [{TIMEOUT_MIN}, {TIMEOUT_MAX}]"]
     return []

@@ -1,0 +1,110 @@
+"""What does dockguard-runtime cost? `docker run --rm busybox true`, runc vs the wrapper.
+
+One private dockerd with three runtimes, timed side by side in one run, interleaved (each
+round runs every variant once, in a shuffled order) so drift in the machine hits all alike:
+  runc             the stock runtime
+  wrapper          dockguard-runtime, --docker-root only, no spec (the cost of the wrapper alone)
+  wrapper+hooks    dockguard-runtime with a daemon-wide spec: docker-hooks recorder on
+                   prestart, poststart and poststop (the wrapper's Python path + 3 hooks)
+Prints medians, p90s and ratios to runc. Target: the wrapper alone adds at most 10%.
+
+    .venv/bin/python bench/bench_runtime.py [--rounds 40] [--check]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from dockguard.daemon import PrivateDaemon
+from hookbin import install
+
+TARGET = 1.10
+
+
+def recorder_spec(root: Path, log: Path) -> dict:
+    hook = str(root / "hooks" / "docker-hooks")
+    return {phase: [{"path": hook, "args": ["docker-hooks", "--state", phase, "--log", str(log)],
+                     "env": [], "timeout": 5}]
+            for phase in ("prestart", "poststart", "poststop")}
+
+
+def setup(base: Path) -> PrivateDaemon:
+    root = base / "root"
+    root.mkdir(parents=True)
+    install.install_hooks(str(root))
+    runtime = install.install_runtime(str(base / "bin"))
+    spec = base / "hookspec.json"
+    spec.write_text(json.dumps(recorder_spec(root, base / "docker-hooks.log")))
+    d = PrivateDaemon(base, runtimes={
+        "wrapper": install.runtime_config(runtime, str(root)),
+        "wrapper-hooks": install.runtime_config(runtime, str(root), str(spec)),
+    })
+    d.start()
+    d.import_busybox()
+    return d
+
+
+def time_run(d: PrivateDaemon, runtime: str) -> float:
+    argv = ["docker", "run", "--rm", "--runtime", runtime, "busybox", "true"]
+    t0 = time.perf_counter()
+    res = subprocess.run(argv, env=d.env(), capture_output=True, text=True, timeout=120)
+    elapsed = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise SystemExit(f"{runtime}: docker run failed: {res.stderr.strip()}")
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--check", action="store_true", help="exit 1 if the wrapper alone misses the target")
+    args = ap.parse_args(argv)
+
+    variants = {"runc": "runc", "wrapper": "wrapper", "wrapper+hooks": "wrapper-hooks"}
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    rng = random.Random(args.seed)
+    base = Path(tempfile.mkdtemp(prefix="dgb", dir="/tmp"))
+    d = setup(base)
+    try:
+        for _ in range(args.warmup):
+            for runtime in variants.values():
+                time_run(d, runtime)
+        for _ in range(args.rounds):
+            order = list(variants.items())
+            rng.shuffle(order)
+            for name, runtime in order:
+                times[name].append(time_run(d, runtime))
+        events = sum(1 for _ in open(base / "docker-hooks.log"))
+    finally:
+        d.remove()
+
+    base_median = statistics.median(times["runc"])
+    print(f"docker run --rm busybox true, {args.rounds} interleaved rounds "
+          f"(+{args.warmup} warm-up), dockerd 20.10 + runc")
+    print(f"{'variant':<15}{'median ms':>11}{'p90 ms':>9}{'ratio':>8}")
+    for name, samples in times.items():
+        med = statistics.median(samples)
+        p90 = sorted(samples)[int(0.9 * (len(samples) - 1))]
+        print(f"{name:<15}{med * 1000:>11.1f}{p90 * 1000:>9.1f}{med / base_median:>8.3f}")
+    expected = 3 * (args.warmup + args.rounds)
+    print(f"recorder events logged: {events} (expected {expected})")
+    ratio = statistics.median(times["wrapper"]) / base_median
+    verdict = "met" if ratio <= TARGET else "MISSED"
+    print(f"wrapper alone: {100 * (ratio - 1):+.1f}% vs runc (target <= +{100 * (TARGET - 1):.0f}%): {verdict}")
+    if events != expected:
+        print("error: the hooks did not all run", file=sys.stderr)
+        return 1
+    return 1 if args.check and ratio > TARGET else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Audit: one JSON line per decision on stdout, so journald (or any log shipper) keeps it."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+class AuditLog:
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+
+    def write(self, *, action: str, method: str, uri: str, container: str, decision: str,
+              rules: list[str], user: str, msg: str = "") -> None:
+        rec = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
+            "action": action,
+            "method": method,
+            "uri": uri[:512],
+            "container": container,
+            "rule": rules[0] if len(rules) == 1 else (rules or None),
+            "decision": decision,
+            "user": user or None,
+        }
+        if msg:
+            rec["msg"] = msg
+        try:
+            self.stream.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed log must not turn decisions into errors

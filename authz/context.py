@@ -1,0 +1,214 @@
+"""What rules may ask about the world: the daemon (through the docker SDK) and the host.
+
+This is the edge. Rules see only `RequestContext`'s methods; tests give them plain data
+through a subclass. One `RequestContext` per request memoises its lookups, so a rule set
+that asks twice about the same container costs one daemon call.
+
+Lookups go back to the daemon, which asks this very plugin about them: the server must
+answer those nested requests while the outer one waits (see authz/serve.py for why the
+gevent worker makes that deadlock-free). A lookup that fails raises `LookupFailed`, and the
+engine denies: never allow by accident.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+
+DEFAULT_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+
+
+class LookupFailed(RuntimeError):
+    """The daemon could not tell us what a rule needs to know."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lists:
+    sensitive_paths: frozenset[str]
+    sensitive_devices: frozenset[str]
+    dangerous_capabilities: frozenset[str]
+
+
+class DaemonClient:
+    """The docker SDK's low-level client, made lazily, shared by all requests of a worker."""
+
+    def __init__(self, base_url: str | None = None, timeout: float = 10.0):
+        self.base_url = base_url
+        self.timeout = timeout
+        self._api = None
+        self._root: str | None = None
+
+    @property
+    def api(self):
+        if self._api is None:
+            import docker
+            if self.base_url:
+                self._api = docker.APIClient(base_url=self.base_url, version="auto", timeout=self.timeout)
+            else:
+                self._api = docker.from_env(version="auto", timeout=self.timeout).api
+        return self._api
+
+    def socket_path(self) -> str | None:
+        url = self.base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        if url.startswith("unix://"):
+            return url[len("unix://"):]
+        return None
+
+    def _call(self, what: str, fn, not_found=None):
+        """fn(api) with every failure (client creation included) a LookupFailed."""
+        import docker.errors
+        try:
+            return fn(self.api)
+        except docker.errors.NotFound:
+            return not_found
+        except Exception as exc:  # noqa: BLE001 - every failure is a clear denial upstream
+            raise LookupFailed(f"could not look up {what}: {exc}") from None
+
+    def container(self, ref: str) -> dict | None:
+        return self._call(f"container {ref!r}", lambda api: api.inspect_container(ref))
+
+    def container_ids(self) -> list[str]:
+        rows = self._call("the container list", lambda api: api.containers(all=True, quiet=True))
+        return [r if isinstance(r, str) else r.get("Id", "") for r in rows or []]
+
+    def image_config(self, ref: str) -> dict:
+        info = self._call(f"image {ref!r}", lambda api: api.inspect_image(ref), not_found={})
+        return (info or {}).get("Config") or {}
+
+    def plugin(self, name: str) -> dict | None:
+        return self._call(f"plugin {name!r}", lambda api: api.inspect_plugin(name))
+
+    def docker_root(self) -> str:
+        if self._root is None:
+            info = self._call("the daemon's info", lambda api: api.info())
+            root = (info or {}).get("DockerRootDir")
+            if not root:
+                raise LookupFailed("the daemon did not report its DockerRootDir")
+            self._root = root
+        return self._root
+
+
+class HostFacts:
+    """Facts read from this host's filesystem, where dockerd runs too."""
+
+    _blkio: bool | None = None
+
+    def realpath(self, path: str) -> str:
+        try:
+            return os.path.realpath(path)
+        except (OSError, ValueError):
+            return ""
+
+    def is_regular_file(self, path: str) -> bool:
+        try:
+            return stat.S_ISREG(os.stat(path).st_mode)
+        except (OSError, ValueError):
+            return False
+
+    def device_node(self, path: str) -> tuple[str, int, int] | None:
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        if stat.S_ISBLK(st.st_mode):
+            return ("b", os.major(st.st_rdev), os.minor(st.st_rdev))
+        if stat.S_ISCHR(st.st_mode):
+            return ("c", os.major(st.st_rdev), os.minor(st.st_rdev))
+        if stat.S_ISDIR(st.st_mode):
+            return ("d", 0, 0)
+        return None
+
+    def scheduler(self, device: str) -> tuple[str, str, list[str]] | None:
+        """(disk name, active scheduler, available) for a block device path, or None."""
+        node = self.device_node(device)
+        if node is None or node[0] != "b":
+            return None
+        sysdir = os.path.realpath(f"/sys/dev/block/{node[1]}:{node[2]}")
+        if os.path.exists(os.path.join(sysdir, "partition")):
+            sysdir = os.path.dirname(sysdir)
+        try:
+            with open(os.path.join(sysdir, "queue", "scheduler")) as f:
+                words = f.read().split()
+        except OSError:
+            return None
+        active = next((w[1:-1] for w in words if w.startswith("[")), "none")
+        return os.path.basename(sysdir), active, [w.strip("[]") for w in words]
+
+    def blkio_weight_supported(self) -> bool:
+        if self._blkio is None:
+            if os.path.isdir("/sys/fs/cgroup/blkio"):
+                self._blkio = os.path.exists("/sys/fs/cgroup/blkio/blkio.weight")
+            else:
+                try:
+                    with open("/sys/fs/cgroup/cgroup.controllers") as f:
+                        self._blkio = "io" in f.read().split()
+                except OSError:
+                    self._blkio = False
+        return self._blkio
+
+
+class RequestContext:
+    """Per-request view for rules: lists, memoised daemon lookups, host facts."""
+
+    def __init__(self, lists: Lists, daemon: DaemonClient, host: HostFacts,
+                 self_names: frozenset[str] = frozenset()):
+        self.lists = lists
+        self._daemon = daemon
+        self._host = host
+        self._self_names = self_names
+        self._memo: dict = {}
+
+    def _memoised(self, key, fn, *args):
+        if key not in self._memo:
+            self._memo[key] = fn(*args)
+        return self._memo[key]
+
+    def container(self, ref: str):
+        return self._memoised(("c", ref), self._daemon.container, ref)
+
+    def container_ids(self):
+        return self._memoised(("ids",), self._daemon.container_ids)
+
+    def image_config(self, ref: str):
+        return self._memoised(("i", ref), self._daemon.image_config, ref)
+
+    def plugin(self, name: str):
+        return self._memoised(("p", name), self._daemon.plugin, name)
+
+    def docker_root(self) -> str:
+        return self._daemon.docker_root()
+
+    def self_names(self) -> frozenset[str]:
+        return self._self_names
+
+    def sensitive_paths(self):
+        """The policy's paths and the standard sockets: known without asking the daemon."""
+        return self._memoised(("sp",), self._static_paths)
+
+    def _static_paths(self):
+        paths = set(self.lists.sensitive_paths)
+        sock = self._daemon.socket_path()
+        for s in (sock,) + DEFAULT_SOCKETS if sock else DEFAULT_SOCKETS:
+            paths.add(s)
+            paths.add(os.path.realpath(s))
+        return frozenset(paths)
+
+    def daemon_paths(self):
+        """This daemon's own root (asked once per process): sensitive wherever it is."""
+        root = self.docker_root()
+        return frozenset({root, os.path.realpath(root)})
+
+    def realpath(self, path):
+        return self._host.realpath(path)
+
+    def is_regular_file(self, path):
+        return self._host.is_regular_file(path)
+
+    def device_node(self, path):
+        return self._host.device_node(path)
+
+    def scheduler(self, device):
+        return self._host.scheduler(device)
+
+    def blkio_weight_supported(self):
+        return self._host.blkio_weight_supported()

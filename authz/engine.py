@@ -1,0 +1,149 @@
+"""The decision: envelope -> route -> spec -> rules -> allow/deny, with audit and in-flight.
+
+Fail closed everywhere: an envelope we cannot read, a body a rule needs that is missing or
+malformed, a lookup that fails — each denies with a message saying which.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import spec as specs
+from .audit import AuditLog
+from .context import DaemonClient, HostFacts, LookupFailed, RequestContext
+from .gojson import BodyError
+from .inflight import InFlight
+from .policy import Policy
+from .request import AuthzRequest, EnvelopeError, parse_envelope
+from .routes import BODY_ACTIONS, LIFECYCLE_ACTIONS, route
+
+MAX_BODY = 4 * 1024 * 1024
+PREFIX = "dockguard: "
+
+
+@dataclass(slots=True)
+class Decision:
+    allow: bool
+    msg: str = ""
+    rules: tuple[str, ...] = ()
+
+    def as_json(self) -> dict:
+        return {"Allow": self.allow, "Msg": self.msg, "Err": ""}
+
+
+SPEC_BUILDERS = {
+    "container.create": lambda req, body: specs.from_create(body, req.q("name")),
+    "container.update": lambda req, body: specs.from_update(body),
+    "exec.create": lambda req, body: specs.from_exec(body),
+    "service.create": lambda req, body: specs.from_service(body),
+    "service.update": lambda req, body: specs.from_service(body),
+    "container.start": lambda req, body: specs.from_host_config(body),
+}
+
+
+class Engine:
+    def __init__(self, policy: Policy, daemon: DaemonClient | None = None,
+                 host: HostFacts | None = None, audit: AuditLog | None = None,
+                 self_names: frozenset[str] = frozenset(), context_factory=None):
+        self.policy = policy
+        self.daemon = daemon or DaemonClient(timeout=policy.lookup_timeout)
+        self.host = host or HostFacts()
+        self.audit = audit or AuditLog()
+        self.self_names = self_names
+        self.inflight = InFlight(policy.inflight_ttl)
+        self.context_factory = context_factory or (
+            lambda: RequestContext(policy.lists, self.daemon, self.host, self_names))
+
+    # ---- AuthZReq ----
+    def request(self, data: bytes) -> Decision:
+        try:
+            req = parse_envelope(data, max_body=MAX_BODY)
+        except EnvelopeError as exc:
+            return self._deny_malformed(None, str(exc))
+        req.action, req.name = route(req.method, req.path)
+        return self.decide(req)
+
+    def decide(self, req: AuthzRequest) -> Decision:
+        rules = self.policy.by_action.get(req.action, ())
+        lifecycle = req.action in LIFECYCLE_ACTIONS
+        if not rules and not lifecycle:
+            self._audit(req, "allow", ())
+            return Decision(True)
+        spec = None
+        try:
+            if req.action in BODY_ACTIONS and not req.body_raw:
+                return self._deny_malformed(req, f"{req.action} needs its JSON body and dockerd did "
+                                                 "not pass one (missing, not application/json, or too large)")
+            builder = SPEC_BUILDERS.get(req.action)
+            if builder is not None and (req.body_raw or req.action != "container.start"):
+                spec = builder(req, req.body())
+        except BodyError as exc:
+            return self._deny_malformed(req, str(exc))
+
+        ctx = self.context_factory()
+        denies: list[tuple[str, str]] = []
+        audits: list[tuple[str, str]] = []
+        for rule, level in rules:
+            if spec is None and req.action in SPEC_BUILDERS:
+                continue  # e.g. a modern start: no body, nothing to check
+            try:
+                problems = rule.check(req, spec, ctx)
+            except LookupFailed as exc:
+                problems = [f"{exc} (dockguard cannot check this rule without it)"]
+            except BodyError as exc:
+                return self._deny_malformed(req, str(exc))
+            if not problems:
+                continue
+            if isinstance(problems, str):
+                problems = [problems]
+            text = f"[{rule.id}] {'; '.join(problems)}: {rule.reason}. Safely: {rule.hint}."
+            (denies if level == "deny" else audits).append((rule.id, text))
+
+        if lifecycle and not denies:
+            level = self.policy.level("inflight-limit")
+            if level != "off":
+                key = (req.method, req.uri)
+                if not self.inflight.try_start(key, self.policy.max_inflight):
+                    from .rules import REGISTRY
+                    r = REGISTRY["inflight-limit"]
+                    text = (f"[inflight-limit] {self.policy.max_inflight} lifecycle operations already "
+                            f"in flight: {r.reason}. Safely: {r.hint}.")
+                    (denies if level == "deny" else audits).append((r.id, text))
+        if denies:
+            msg = PREFIX + " ".join(t for _, t in denies)
+            ids = tuple(i for i, _ in denies)
+            self._audit(req, "deny", ids + tuple(i for i, _ in audits), msg)
+            return Decision(False, msg, ids)
+        if audits:
+            self._audit(req, "audit", tuple(i for i, _ in audits), " ".join(t for _, t in audits))
+        else:
+            self._audit(req, "allow", ())
+        return Decision(True)
+
+    # ---- AuthZRes ----
+    def response(self, data: bytes) -> Decision:
+        """The response is already made; we only close the in-flight entry. Always allow."""
+        try:
+            req = parse_envelope(data, max_body=MAX_BODY)
+        except EnvelopeError:
+            return Decision(True)
+        action, _ = route(req.method, req.path)
+        if action in LIFECYCLE_ACTIONS:
+            self.inflight.finish((req.method, req.uri))
+        return Decision(True)
+
+    # ---- helpers ----
+    def _deny_malformed(self, req: AuthzRequest | None, why: str) -> Decision:
+        msg = (f"{PREFIX}[malformed-request] {why}: a request dockguard cannot read is refused "
+               "(fail closed). Safely: send the request as the docker CLI does (a JSON body with "
+               "Content-Type: application/json, under 1 MiB).")
+        if req is None:
+            self.audit.write(action="unknown", method="", uri="", container="", decision="deny",
+                             rules=["malformed-request"], user="", msg=msg)
+        else:
+            self._audit(req, "deny", ("malformed-request",), msg)
+        return Decision(False, msg, ("malformed-request",))
+
+    def _audit(self, req: AuthzRequest, decision: str, rules, msg: str = "") -> None:
+        container = req.name or (req.q("name") if req.action == "container.create" else "")
+        self.audit.write(action=req.action, method=req.method, uri=req.uri, container=container,
+                         decision=decision, rules=list(rules), user=req.user, msg=msg)

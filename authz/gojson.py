@@ -1,0 +1,247 @@
+"""JSON read the way dockerd's Go `encoding/json` reads it into its structs.
+
+Every difference between how we read a body and how dockerd reads it is a bypass, so:
+
+- Struct fields match keys case-insensitively with Go's simple folding: ASCII case, and
+  `ſ` (U+017F) is `s` (checked on dockerd 20.10: `HoſtConfig` is `HostConfig`). Two
+  characters fold differently across Go releases (`K` U+212A is `k` for Go <= 1.20,
+  `ı` U+0131 is `i` for Go >= 1.21): a key holding either is *ambiguous* and refused.
+- Map fields (Labels, DriverOpts, Tmpfs, ...) keep their keys exactly.
+- A repeated key (exactly, or as a case variant) is decoded again *into* the value already
+  there: objects merge, everything else is replaced. Keeping an object's key/value pairs
+  in order and concatenating the pairs of repeated objects gives exactly that.
+- `null` never erases an object we already saw (Go keeps a non-pointer struct on null);
+  reading it as still present can only make us stricter, never laxer.
+- Only the first JSON value of a body counts; dockerd ignores trailing bytes.
+- Fields dockerd accepts as a string or a list (strslice: Cmd, Entrypoint, CapAdd) are
+  read in both forms.
+"""
+from __future__ import annotations
+
+import json
+
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+_ASCII_LOWER[0x017F] = ord("s")  # LATIN SMALL LETTER LONG S folds to s in every Go release
+_AMBIGUOUS = ("\u212a", "\u0131")  # KELVIN SIGN, DOTLESS I: fold differs by Go release
+MAX_DEPTH = 64
+
+
+class BodyError(ValueError):
+    """The body is not something dockerd would accept, or not something we can read safely."""
+
+
+def fold(key: str) -> str:
+    return key.translate(_ASCII_LOWER)
+
+
+class Obj:
+    """A JSON object as ordered key/value pairs, read as a Go struct or a Go map."""
+
+    __slots__ = ("pairs", "_folded")
+
+    def __init__(self, pairs: list[tuple[str, object]]):
+        self.pairs = pairs
+        self._folded: dict[str, object] | None = None
+
+    def _index(self) -> dict[str, object]:
+        """Folded key -> value, repeated keys resolved as Go resolves them (once per object)."""
+        if self._folded is None:
+            out: dict[str, object] = {}
+            for key, value in self.pairs:
+                for ch in _AMBIGUOUS:
+                    if ch in key:
+                        raise BodyError(f"ambiguous key {key!r}: Go releases fold {ch!r} differently")
+                k = fold(key)
+                out[k] = _merge(out.get(k, _MISSING), value)
+            self._folded = out
+        return self._folded
+
+    def get(self, name: str, default=None):
+        """Struct field `name` (give it in lower case)."""
+        v = self._index().get(name, _MISSING)
+        return default if v is _MISSING else v
+
+    def has(self, name: str) -> bool:
+        return name in self._index()
+
+    def as_map(self) -> dict[str, object]:
+        """The object as a Go map: exact keys, later duplicates win, objects merge."""
+        out: dict[str, object] = {}
+        for key, value in self.pairs:
+            out[key] = _merge(out.get(key, _MISSING), value)
+        return out
+
+    def __repr__(self) -> str:
+        return f"Obj({self.pairs!r})"
+
+
+class _Missing:
+    __slots__ = ()
+
+
+_MISSING = _Missing()
+
+
+def _merge(old, new):
+    if isinstance(old, Obj):
+        if isinstance(new, Obj):
+            return Obj(old.pairs + new.pairs)
+        if new is None:
+            return old
+    return new
+
+
+def decode(data: bytes | str) -> object:
+    """Decode the first JSON value of `data` with objects as `Obj`; raise BodyError."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BodyError(f"body is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    decoder = json.JSONDecoder(object_pairs_hook=Obj, parse_constant=_reject_constant)
+    text = data.lstrip(" \t\r\n")
+    if not text:
+        raise BodyError("body is empty")
+    try:
+        value, _end = decoder.raw_decode(text)
+    except RecursionError:
+        raise BodyError("body is nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise BodyError(f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    _check_depth(value, 0)
+    return value
+
+
+def _reject_constant(name: str):
+    raise BodyError(f"body is not JSON: {name} is not a JSON value")
+
+
+def _check_depth(value, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise BodyError(f"body is nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, Obj):
+        for _k, v in value.pairs:
+            if isinstance(v, (Obj, list)):
+                _check_depth(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            if isinstance(v, (Obj, list)):
+                _check_depth(v, depth + 1)
+
+
+# ---- typed field access: a wrongly typed field is a clear error, as it is for dockerd ----
+
+def _where(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def obj(o: Obj | None, name: str, path: str = "") -> Obj | None:
+    if o is None:
+        return None
+    v = o.get(name)
+    if v is None or isinstance(v, Obj):
+        return v
+    raise BodyError(f"{_where(path, name)} must be an object, not {_jtype(v)}")
+
+
+def boolean(o: Obj | None, name: str, path: str = "") -> bool:
+    if o is None:
+        return False
+    v = o.get(name)
+    if v is None:
+        return False
+    if isinstance(v, bool):
+        return v
+    raise BodyError(f"{_where(path, name)} must be a boolean, not {_jtype(v)}")
+
+
+def integer(o: Obj | None, name: str, path: str = "") -> int:
+    if o is None:
+        return 0
+    v = o.get(name)
+    if v is None:
+        return 0
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)  # Go accepts 1e3 for an int field
+    raise BodyError(f"{_where(path, name)} must be an integer, not {_jtype(v)}")
+
+
+def string(o: Obj | None, name: str, path: str = "") -> str:
+    if o is None:
+        return ""
+    v = o.get(name)
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v
+    raise BodyError(f"{_where(path, name)} must be a string, not {_jtype(v)}")
+
+
+def strings(o: Obj | None, name: str, path: str = "", *, strslice: bool = False) -> list[str] | None:
+    """A []string field (None when absent or null); `strslice` also takes a bare string."""
+    if o is None:
+        return None
+    v = o.get(name)
+    if v is None:
+        return None
+    if strslice and isinstance(v, str):
+        return [v]
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return v
+    kind = "a string or a list of strings" if strslice else "a list of strings"
+    raise BodyError(f"{_where(path, name)} must be {kind}")
+
+
+def objects(o: Obj | None, name: str, path: str = "") -> list[Obj]:
+    """A []struct field; null elements are skipped (Go leaves them zero)."""
+    if o is None:
+        return []
+    v = o.get(name)
+    if v is None:
+        return []
+    if isinstance(v, list) and all(x is None or isinstance(x, Obj) for x in v):
+        return [x for x in v if x is not None]
+    raise BodyError(f"{_where(path, name)} must be a list of objects")
+
+
+def string_map(o: Obj | None, name: str, path: str = "") -> dict[str, str]:
+    if o is None:
+        return {}
+    v = o.get(name)
+    if v is None:
+        return {}
+    if not isinstance(v, Obj):
+        raise BodyError(f"{_where(path, name)} must be an object of strings, not {_jtype(v)}")
+    m = v.as_map()
+    for k, val in m.items():
+        if not isinstance(val, str):
+            raise BodyError(f"{_where(path, name)}[{k!r}] must be a string, not {_jtype(val)}")
+    return m  # type: ignore[return-value]
+
+
+def string_map_keys(o: Obj | None, name: str, path: str = "") -> list[str]:
+    """The keys of a map field whose values we do not read (map[string]struct{})."""
+    if o is None:
+        return []
+    v = o.get(name)
+    if v is None:
+        return []
+    if not isinstance(v, Obj):
+        raise BodyError(f"{_where(path, name)} must be an object, not {_jtype(v)}")
+    return list(v.as_map())
+
+
+def _jtype(v) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, Obj):
+        return "an object"
+    return "null"

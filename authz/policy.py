@@ -1,0 +1,118 @@
+"""The policy: TOML levels per rule and list extensions over the built-in default.
+
+Loaded and compiled once, at start: the result maps each action to the rules that apply to
+it with their level, so a request costs one dict lookup to find its rules.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .context import Lists
+from .rules import LEVELS, Rule, all_rules
+from .rules.capabilities import DEFAULT_DANGEROUS, normalise
+from .rules.devices import DEFAULT_SENSITIVE_DEVICES
+from .rules.mounts import DEFAULT_SENSITIVE, norm
+
+
+class PolicyError(ValueError):
+    """The policy file is wrong; the plugin does not start with it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    levels: dict[str, str]
+    lists: Lists
+    max_inflight: int
+    inflight_ttl: float
+    lookup_timeout: float
+    by_action: dict[str, tuple[tuple[Rule, str], ...]]
+    source: str
+
+    def level(self, rule_id: str) -> str:
+        return self.levels.get(rule_id, "off")
+
+
+def default_text() -> str:
+    return resources.files("authz").joinpath("default_policy.toml").read_text()
+
+
+def load(path: str | Path | None = None) -> Policy:
+    base = tomllib.loads(default_text())
+    source = "built-in default"
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                user = tomllib.load(f)
+        except OSError as exc:
+            raise PolicyError(f"cannot read policy {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise PolicyError(f"policy {path} is not valid TOML: {exc}") from None
+        _overlay(base, user, str(path))
+        source = str(path)
+    return compile_policy(base, source)
+
+
+def _overlay(base: dict, user: dict, where: str) -> None:
+    for section, value in user.items():
+        if section not in ("rules", "lists", "limits"):
+            raise PolicyError(f"{where}: unknown section [{section}] (rules, lists, limits)")
+        if not isinstance(value, dict):
+            raise PolicyError(f"{where}: [{section}] must be a table")
+        for k, v in value.items():
+            if section == "lists":
+                if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                    raise PolicyError(f"{where}: lists.{k} must be a list of strings")
+                base[section].setdefault(k, [])
+                base[section][k] = list(base[section][k]) + v
+            else:
+                base[section][k] = v
+
+
+def compile_policy(doc: dict, source: str = "") -> Policy:
+    registry = all_rules()
+    levels: dict[str, str] = {rid: r.default for rid, r in registry.items()}
+    for rid, level in (doc.get("rules") or {}).items():
+        if rid not in registry:
+            raise PolicyError(f"{source}: unknown rule {rid!r}; known: {', '.join(sorted(registry))}")
+        if level not in LEVELS:
+            raise PolicyError(f"{source}: rule {rid} must be one of {', '.join(LEVELS)}, not {level!r}")
+        levels[rid] = level
+    lists = doc.get("lists") or {}
+    known_lists = {"sensitive_paths", "sensitive_devices", "dangerous_capabilities"}
+    for k in lists:
+        if k not in known_lists:
+            raise PolicyError(f"{source}: unknown list {k!r}; known: {', '.join(sorted(known_lists))}")
+    for k in ("sensitive_paths", "sensitive_devices"):
+        for p in lists.get(k, []):
+            if not p.startswith("/"):
+                raise PolicyError(f"{source}: lists.{k} entry {p!r} must be an absolute path")
+    compiled_lists = Lists(
+        sensitive_paths=frozenset(norm(p) for p in DEFAULT_SENSITIVE + tuple(lists.get("sensitive_paths", []))),
+        sensitive_devices=frozenset(norm(p) for p in DEFAULT_SENSITIVE_DEVICES + tuple(lists.get("sensitive_devices", []))),
+        dangerous_capabilities=frozenset(DEFAULT_DANGEROUS | {normalise(c) for c in lists.get("dangerous_capabilities", [])}),
+    )
+    limits = doc.get("limits") or {}
+    known_limits = {"max_inflight": int, "inflight_ttl_seconds": (int, float), "lookup_timeout_seconds": (int, float)}
+    for k, v in limits.items():
+        if k not in known_limits:
+            raise PolicyError(f"{source}: unknown limit {k!r}; known: {', '.join(sorted(known_limits))}")
+        if isinstance(v, bool) or not isinstance(v, known_limits[k]) or v <= 0:
+            raise PolicyError(f"{source}: limits.{k} must be a positive number, not {v!r}")
+    by_action: dict[str, list[tuple[Rule, str]]] = {}
+    for rid, r in registry.items():
+        if levels[rid] == "off":
+            continue
+        for action in r.actions:
+            by_action.setdefault(action, []).append((r, levels[rid]))
+    return Policy(
+        levels=levels,
+        lists=compiled_lists,
+        max_inflight=int(limits.get("max_inflight", 1000)),
+        inflight_ttl=float(limits.get("inflight_ttl_seconds", 300)),
+        lookup_timeout=float(limits.get("lookup_timeout_seconds", 10)),
+        by_action={a: tuple(v) for a, v in by_action.items()},
+        source=source,
+    )

@@ -1,0 +1,177 @@
+"""The AuthZ request envelope, and its URI read the way dockerd's Go router reads it.
+
+dockerd hands the plugin `RequestURI` raw, as the client sent it. Go's server parses it
+with `url.ParseRequestURI` (absolute-form `http://host/path` allowed, percent-escapes
+decoded into `URL.Path`), gorilla/mux matches the *decoded, cleaned* path, and handlers
+read the query with `url.ParseQuery` (first value wins, `+` is a space, pairs holding a
+`;` are dropped). We do the same, and refuse what Go would refuse.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import posixpath
+import re
+from dataclasses import dataclass, field
+
+from . import gojson
+
+_VERSION = re.compile(r"^/v([0-9.]+)(/.*)?$")
+_HEX = "0123456789abcdefABCDEF"
+
+
+class EnvelopeError(ValueError):
+    """dockerd's envelope itself is unusable: the request is denied."""
+
+
+def unescape(s: str, *, query: bool) -> str:
+    """Go's url.unescape: %XX decoded as bytes then UTF-8; a bad escape is an error."""
+    if "%" not in s and not (query and "+" in s):
+        return s
+    out = bytearray()
+    raw = s.encode("utf-8", "surrogatepass")
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c == 0x25:  # %
+            hexpair = raw[i + 1:i + 3].decode("latin-1")
+            if len(hexpair) != 2 or hexpair[0] not in _HEX or hexpair[1] not in _HEX:
+                raise EnvelopeError(f"invalid URL escape {raw[i:i + 3].decode('latin-1')!r}")
+            out.append(int(hexpair, 16))
+            i += 3
+        elif c == 0x2B and query:  # +
+            out.append(0x20)
+            i += 1
+        else:
+            out.append(c)
+            i += 1
+    return out.decode("utf-8", "replace")
+
+
+def clean_path(p: str) -> str:
+    """gorilla/mux's cleanPath: Go's path.Clean, keeping a trailing slash."""
+    if p == "":
+        return "/"
+    if p[0] != "/":
+        p = "/" + p
+    np = posixpath.normpath(p)
+    if np.startswith("//"):
+        np = "/" + np.lstrip("/")
+    if p[-1] == "/" and np != "/":
+        np += "/"
+    return np
+
+
+def parse_query(q: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    if not q:
+        return out
+    for part in q.split("&"):
+        if not part or ";" in part:
+            continue
+        k, _, v = part.partition("=")
+        try:
+            k, v = unescape(k, query=True), unescape(v, query=True)
+        except EnvelopeError:
+            continue  # Go drops the pair
+        out.setdefault(k, []).append(v)
+    return out
+
+
+def split_uri(uri: str) -> tuple[str, str | None, dict[str, list[str]]]:
+    """RequestURI -> (path without /vX.Y, version or None, query)."""
+    if not uri:
+        raise EnvelopeError("empty RequestURI")
+    if uri[0] != "/":
+        # absolute-form (http://host/path); Go accepts any scheme here
+        m = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*", uri)
+        if not m:
+            if uri == "*":
+                return "*", None, {}
+            raise EnvelopeError(f"RequestURI is neither a path nor an absolute URL: {uri[:80]!r}")
+        uri = uri[m.end():] or "/"
+        if uri[0] == "?":
+            uri = "/" + uri
+    raw_path, _, raw_query = uri.partition("?")
+    raw_path = raw_path.split("#", 1)[0]
+    path = clean_path(unescape(raw_path, query=False))
+    version = None
+    m = _VERSION.match(path)
+    if m:
+        version = m.group(1)
+        path = m.group(2) or "/"
+    return path, version, parse_query(raw_query)
+
+
+@dataclass(slots=True)
+class AuthzRequest:
+    """What dockerd asks about, decoded once."""
+
+    method: str
+    uri: str
+    path: str
+    version: str | None
+    query: dict[str, list[str]]
+    body_raw: bytes
+    user: str = ""
+    headers: dict = field(default_factory=dict)
+    status: int = 0  # AuthZRes only
+    action: str = ""  # set by routing
+    name: str = ""    # the {name} of the route, if any
+    _body: object = None
+    _body_error: str | None = None
+    _decoded: bool = False
+
+    def q(self, name: str) -> str:
+        """r.FormValue: the first value, or ''."""
+        v = self.query.get(name)
+        return v[0] if v else ""
+
+    def q_bool(self, name: str) -> bool:
+        """httputils.BoolValue: anything but '', 0, no, false, none (trimmed, any case)."""
+        s = self.q(name).strip().lower()
+        return s not in ("", "0", "no", "false", "none")
+
+    def body(self):
+        """The body decoded as Go would decode it; raises gojson.BodyError."""
+        if not self._decoded:
+            self._decoded = True
+            try:
+                self._body = gojson.decode(self.body_raw)
+            except gojson.BodyError as exc:
+                self._body_error = str(exc)
+        if self._body_error is not None:
+            raise gojson.BodyError(self._body_error)
+        return self._body
+
+
+def parse_envelope(data: bytes, *, max_body: int) -> AuthzRequest:
+    """dockerd's AuthZ JSON -> AuthzRequest; raise EnvelopeError on anything unusable."""
+    try:
+        env = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EnvelopeError(f"plugin request is not JSON: {exc}") from None
+    if not isinstance(env, dict):
+        raise EnvelopeError("plugin request is not a JSON object")
+    method = env.get("RequestMethod")
+    uri = env.get("RequestURI")
+    if not isinstance(method, str) or not method or not isinstance(uri, str):
+        raise EnvelopeError("plugin request lacks RequestMethod or RequestURI")
+    body_b64 = env.get("RequestBody") or ""
+    if not isinstance(body_b64, str):
+        raise EnvelopeError("RequestBody must be base64 text")
+    if len(body_b64) > (max_body * 4) // 3 + 4:
+        raise EnvelopeError(f"request body is larger than {max_body} bytes")
+    try:
+        body = base64.b64decode(body_b64, validate=True) if body_b64 else b""
+    except (binascii.Error, ValueError):
+        raise EnvelopeError("RequestBody is not valid base64") from None
+    user = env.get("User") or ""
+    headers = env.get("RequestHeaders") or {}
+    status = env.get("ResponseStatusCode") or 0
+    if not isinstance(user, str) or not isinstance(headers, dict) or not isinstance(status, int):
+        raise EnvelopeError("plugin request has wrongly typed User, RequestHeaders or ResponseStatusCode")
+    path, version, query = split_uri(uri)
+    return AuthzRequest(method=method.upper(), uri=uri, path=path, version=version, query=query,
+                        body_raw=body, user=user, headers=headers, status=status)

@@ -1,0 +1,75 @@
+"""Sensitive host devices and device cgroup rules (guide: --device 把host的敏感目录或者设备映射到容器中)."""
+from __future__ import annotations
+
+import re
+
+from . import rule
+from .mounts import norm
+
+ACTIONS = ("container.create", "container.start", "container.update")
+DEFAULT_SENSITIVE_DEVICES = ("/dev/mem", "/dev/kmem", "/dev/port", "/dev/kmsg")
+# (type, major, minor) of the memory devices, whatever node name they are given.
+MEM_DEVICES = frozenset({("c", 1, 1), ("c", 1, 2), ("c", 1, 4), ("c", 1, 11)})
+
+REASON = ("raw memory, I/O ports, the kernel log and disks handed to a container let it read "
+          "or corrupt the host")
+
+
+@rule("sensitive-device", actions=ACTIONS, reason=REASON,
+      hint="pass only the specific, harmless device the workload needs (for example /dev/fuse), "
+           "never memory devices, /dev/kmsg or disks")
+def sensitive_device(req, spec, ctx):
+    out = []
+    listed = ctx.lists.sensitive_devices
+    for d in spec.devices:
+        host = d.host
+        if not host:
+            continue
+        p = norm(host)
+        real = ctx.realpath(p) or p
+        if p in listed or real in listed:
+            out.append(f"--device {host}")
+            continue
+        if p == "/dev" or real == "/dev":
+            out.append(f"--device {host} (every host device)")
+            continue
+        node = ctx.device_node(real)
+        if node is None:
+            continue
+        kind, major, minor = node
+        if kind == "b":
+            out.append(f"--device {host} (block device {major}:{minor})")
+        elif (kind, major, minor) in MEM_DEVICES:
+            out.append(f"--device {host} (memory device {major}:{minor})")
+        elif kind == "d":
+            out.append(f"--device {host} (a directory: every device under it)")
+    return out
+
+
+_RULE = re.compile(r"^([acb])\s+(\*|\d+):(\*|\d+)\s+([rwm]{1,3})$")
+
+
+@rule("device-cgroup-rule", actions=ACTIONS, reason=REASON,
+      hint="allow one device by type and major:minor (c 10:229 rwm), never a wildcard, "
+           "a block device or the memory devices")
+def device_cgroup_rule(req, spec, ctx):
+    out = []
+    for r in spec.device_cgroup_rules:
+        s = r.strip()
+        if s == "a":
+            out.append(f"--device-cgroup-rule '{r}' (all devices)")
+            continue
+        m = _RULE.match(s)
+        if not m:
+            out.append(f"--device-cgroup-rule '{r}' (not a rule dockguard can read)")
+            continue
+        kind, major, minor, _perms = m.groups()
+        if kind == "a" or major == "*":
+            out.append(f"--device-cgroup-rule '{r}' (all devices of a type)")
+        elif kind == "b":
+            out.append(f"--device-cgroup-rule '{r}' (block device)")
+        elif minor == "*" and major == "1":
+            out.append(f"--device-cgroup-rule '{r}' (memory devices)")
+        elif minor != "*" and (kind, int(major), int(minor)) in MEM_DEVICES:
+            out.append(f"--device-cgroup-rule '{r}' (memory device)")
+    return out

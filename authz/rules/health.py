@@ -1,0 +1,31 @@
+"""Health options (guide: 不允许在启动时同时配置健康检查相关选项与--no-healthcheck选项), and the
+health sidecar's labels, validated with healthd's own code so a bad label fails at create."""
+from __future__ import annotations
+
+from . import rule
+
+ACTIONS = ("container.create", "service.create", "service.update")
+
+
+@rule("health-with-no-healthcheck", actions=ACTIONS,
+      reason="health options together with --no-healthcheck contradict each other",
+      hint="either drop --no-healthcheck or drop the --health-* options")
+def health_with_no_healthcheck(req, spec, ctx):
+    if spec.health_test and spec.health_test[0].upper() == "NONE" and spec.health_options:
+        opts = ", ".join(f"--health-{k.replace('startperiod', 'start-period')}"
+                         for k in spec.health_options)
+        return [f"--no-healthcheck with {opts}"]
+
+
+@rule("health-labels", actions=ACTIONS,
+      reason="a malformed dockguard.health.* label would leave the container unwatched",
+      hint="fix the label: durations like 30s or 1m30s, retries a positive integer, "
+           "tcp=PORT, http=PORT/path")
+def health_labels(req, spec, ctx):
+    if not any(k.startswith("dockguard.health.") for k in spec.labels):
+        return None
+    try:
+        from healthd.config import check_labels
+    except ImportError:
+        return ["health labels given but the health sidecar's validation is not installed"]
+    return list(check_labels(spec.labels))

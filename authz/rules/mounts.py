@@ -1,0 +1,93 @@
+"""Sensitive host paths bound into containers, in every form
+(guide: 不要把host上的敏感目录或者设备映射到容器中; 容器存储卷 for the file-bind caveat)."""
+from __future__ import annotations
+
+import posixpath
+
+from . import rule
+
+CONTAINER = ("container.create", "container.start", "service.create", "service.update")
+
+DEFAULT_SENSITIVE = ("/", "/etc", "/boot", "/dev", "/proc", "/sys", "/usr", "/bin", "/sbin",
+                     "/lib", "/lib32", "/lib64", "/root", "/var/lib/docker", "/var/lib/containerd",
+                     "/run/containerd", "/var/run/docker.sock", "/run/docker.sock", "/run/docker",
+                     "/var/run/docker", "/etc/docker", "/root/.docker", "/var/lib/kubelet",
+                     "/var/log")
+
+
+def norm(p: str) -> str:
+    """Lexical normalisation: //etc, /etc/, /etc/../etc -> /etc."""
+    n = posixpath.normpath("/" + p.strip())
+    return "/" + n.lstrip("/")
+
+
+def _within(p: str, top: str) -> bool:
+    return p == top or (top != "/" and p.startswith(top + "/"))
+
+
+def sensitive_match(path: str, ctx) -> str | None:
+    """The sensitive path `path` is, lies in, or would expose (as its ancestor); or None."""
+    cands = {norm(path)}
+    real = ctx.realpath(norm(path))
+    if real:
+        cands.add(real)
+    for listed in (ctx.sensitive_paths, ctx.daemon_paths):  # the daemon is asked only if needed
+        for p in cands:
+            for s in listed():
+                if _within(p, s) or (p != "/" and _within(s, p)):
+                    return s
+    return None
+
+
+def host_sources(spec) -> list[tuple[str, str]]:
+    """(how it was asked, host path) for every mount that reaches the host filesystem."""
+    out = []
+    for m in spec.mounts:
+        if m.kind == "bind" and m.source:
+            out.append((f"{m.origin} {m.source}:{m.target}", m.source))
+        elif m.kind == "volume" and m.driver in ("", "local") and is_bind_opts(m.driver_opts):
+            out.append((f"{m.origin} volume with o=bind device={m.driver_opts.get('device', '')}",
+                        m.driver_opts.get("device", "")))
+    return out
+
+
+def is_bind_opts(opts: dict[str, str]) -> bool:
+    o = opts.get("o", "")
+    return any(x.strip() in ("bind", "rbind") for x in o.split(","))
+
+
+HINT = ("bind a dedicated directory (for example under /srv or a named volume) instead of a "
+        "host system path; never the docker socket or Docker's root")
+REASON = ("host system paths, devices and the docker socket inside a container let it read "
+          "secrets, change the host or take over the daemon")
+
+
+@rule("sensitive-mount", actions=CONTAINER, reason=REASON, hint=HINT)
+def sensitive_mount(req, spec, ctx):
+    out = []
+    for how, src in host_sources(spec):
+        s = sensitive_match(src, ctx) if src else "(empty device)"
+        if s:
+            out.append(f"{how} (sensitive: {s})")
+    return out
+
+
+@rule("sensitive-volume", actions=("volume.create",), reason=REASON, hint=HINT)
+def sensitive_volume(req, spec, ctx):
+    body = req.body()
+    from .. import gojson as g
+    driver = g.string(body, "driver")
+    opts = g.string_map(body, "driveropts")
+    if driver in ("", "local") and is_bind_opts(opts):
+        dev = opts.get("device", "")
+        s = sensitive_match(dev, ctx) if dev else "(empty device)"
+        if s:
+            return [f"volume with o=bind device={dev} (sensitive: {s})"]
+
+
+@rule("file-bind-mount", actions=CONTAINER, default="audit",
+      reason="a file bind-mounted from the host loses sync when vi or sed replace its inode",
+      hint="bind the file's parent directory instead")
+def file_bind_mount(req, spec, ctx):
+    return [f"{how} is a file" for how, src in host_sources(spec)
+            if src and ctx.is_regular_file(src)]

@@ -1,0 +1,33 @@
+"""Privileged containers and execs, and host namespaces (guide: 避免使用可能会对host造成影响的选项)."""
+from __future__ import annotations
+
+from . import rule
+
+CONTAINER = ("container.create", "container.start")
+
+
+@rule("privileged", actions=CONTAINER + ("exec.create",),
+      reason="--privileged gives the container every capability and lets it mount and rewrite "
+             "/proc and /sys, which can affect the host",
+      hint="drop --privileged; add only the capability or device the workload needs "
+           "(--cap-add X, --device /dev/X)")
+def privileged(req, spec, ctx):
+    if spec.privileged:
+        return ["privileged exec" if req.action == "exec.create" else "--privileged"]
+
+
+@rule("host-namespace", actions=CONTAINER + ("service.create", "service.update", "build"),
+      reason="sharing a host namespace removes the isolation between container and host "
+             "(with --pid host a container can see and kill host processes)",
+      hint="leave --pid/--ipc/--net/--uts/--userns/--cgroupns at their defaults, or share "
+           "with another container (--net container:NAME) instead of the host")
+def host_namespace(req, spec, ctx):
+    if req.action == "build":
+        mode = req.q("networkmode").strip().lower()
+        return ["docker build --network host"] if mode == "host" else None
+    if spec is None:
+        return None
+    out = [f"--{kind} {mode}" for kind, modes in spec.namespaces.items()
+           for mode in modes if mode.strip().lower() == "host"]
+    out += [f"service network {n}" for n in spec.networks if n.strip().lower() == "host"]
+    return out

@@ -1,0 +1,257 @@
+"""Request bodies -> one plain `Spec` that every rule reads, whatever the route.
+
+A container create, a `docker update`, an exec, a swarm service and an old-API start all
+carry some of the same settings. Normalising them once means each rule is written once
+and sees the same thing dockerd will apply.
+
+dockerd (20.10, checked) also honours HostConfig fields given at the top level of a create
+body when `HostConfig` is absent or null, and merges a few of them when both are given. We
+read both and take their union: stricter than dockerd, never laxer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import gojson as g
+from .gojson import Obj
+
+NAMESPACE_FIELDS = (("pid", "pidmode"), ("ipc", "ipcmode"), ("net", "networkmode"),
+                    ("uts", "utsmode"), ("userns", "usernsmode"), ("cgroupns", "cgroupnsmode"))
+
+
+@dataclass(slots=True)
+class Mount:
+    kind: str  # bind, volume, tmpfs, npipe
+    source: str
+    target: str
+    read_only: bool = False
+    driver: str = ""
+    driver_opts: dict[str, str] = field(default_factory=dict)
+    origin: str = "Mounts"  # Binds, Mounts, service, volume
+
+
+@dataclass(slots=True)
+class Device:
+    host: str
+    container: str
+    perms: str = "rwm"
+
+
+@dataclass(slots=True)
+class Spec:
+    """Plain data the rules read. Empty/zero means 'not asked for'."""
+
+    privileged: bool = False
+    namespaces: dict[str, list[str]] = field(default_factory=dict)  # kind -> modes asked
+    cap_add: list[str] = field(default_factory=list)
+    capabilities: list[str] | None = None
+    security_opt: list[str] = field(default_factory=list)
+    selinux_disabled: bool = False
+    masked_paths: list[list[str]] = field(default_factory=list)   # each given list
+    readonly_paths: list[list[str]] = field(default_factory=list)
+    mounts: list[Mount] = field(default_factory=list)
+    devices: list[Device] = field(default_factory=list)
+    device_cgroup_rules: list[str] = field(default_factory=list)
+    kernel_memory: int = 0
+    kernel_memory_tcp: int = 0
+    blkio_weight: int = 0
+    blkio_weight_device: list[str] = field(default_factory=list)  # device paths
+    auto_remove: bool = False
+    attach_stdin: bool = False
+    attach_stdout: bool = False
+    attach_stderr: bool = False
+    tty: bool = False
+    open_stdin: bool = False
+    cmd: list[str] | None = None
+    entrypoint: list[str] | None = None
+    image: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    health_test: list[str] | None = None
+    health_options: dict[str, int] = field(default_factory=dict)
+    user: str = ""
+    name: str = ""
+    networks: list[str] = field(default_factory=list)  # service network targets
+
+
+def _host_config_into(spec: Spec, hc: Obj | None, path: str) -> None:
+    if hc is None:
+        return
+    spec.privileged |= g.boolean(hc, "privileged", path)
+    for kind, fname in NAMESPACE_FIELDS:
+        mode = g.string(hc, fname, path)
+        if mode:
+            spec.namespaces.setdefault(kind, []).append(mode)
+    spec.cap_add += g.strings(hc, "capadd", path, strslice=True) or []
+    caps = g.strings(hc, "capabilities", path)
+    if caps is not None:
+        spec.capabilities = (spec.capabilities or []) + caps
+    spec.security_opt += g.strings(hc, "securityopt", path) or []
+    for fname, dest in (("maskedpaths", spec.masked_paths), ("readonlypaths", spec.readonly_paths)):
+        v = g.strings(hc, fname, path)
+        if v is not None:
+            dest.append(v)
+    for b in g.strings(hc, "binds", path) or []:
+        spec.mounts.append(parse_bind(b))
+    spec.mounts += _mounts(hc, path)
+    for d in g.objects(hc, "devices", path):
+        spec.devices.append(Device(g.string(d, "pathonhost", path + ".Devices"),
+                                   g.string(d, "pathincontainer", path + ".Devices"),
+                                   g.string(d, "cgrouppermissions", path + ".Devices") or "rwm"))
+    spec.device_cgroup_rules += g.strings(hc, "devicecgrouprules", path) or []
+    _resources_into(spec, hc, path)
+    spec.auto_remove |= g.boolean(hc, "autoremove", path)
+    for t in g.string_map(hc, "tmpfs", path):
+        spec.mounts.append(Mount("tmpfs", "", t, origin="Tmpfs"))
+
+
+def _resources_into(spec: Spec, o: Obj, path: str) -> None:
+    spec.kernel_memory = spec.kernel_memory or g.integer(o, "kernelmemory", path)
+    spec.kernel_memory_tcp = spec.kernel_memory_tcp or g.integer(o, "kernelmemorytcp", path)
+    spec.blkio_weight = spec.blkio_weight or g.integer(o, "blkioweight", path)
+    for wd in g.objects(o, "blkioweightdevice", path):
+        spec.blkio_weight_device.append(g.string(wd, "path", path + ".BlkioWeightDevice"))
+
+
+def _mounts(o: Obj, path: str, origin: str = "Mounts") -> list[Mount]:
+    out = []
+    for m in g.objects(o, "mounts", path):
+        p = path + ".Mounts"
+        vo = g.obj(m, "volumeoptions", p)
+        dc = g.obj(vo, "driverconfig", p + ".VolumeOptions")
+        out.append(Mount(
+            kind=g.string(m, "type", p).lower(),
+            source=g.string(m, "source", p),
+            target=g.string(m, "target", p),
+            read_only=g.boolean(m, "readonly", p),
+            driver=g.string(dc, "name", p),
+            driver_opts=g.string_map(dc, "options", p),
+            origin=origin,
+        ))
+    return out
+
+
+MOUNT_MODES = frozenset({"ro", "rw", "z", "Z", "nocopy", "shared", "rshared", "slave", "rslave",
+                         "private", "rprivate", "delegated", "cached", "consistent"})
+
+
+def parse_bind(spec: str) -> Mount:
+    """A `-v` string as dockerd's Linux parser splits it (src:dst[:mode])."""
+    parts = spec.split(":")
+    mode = ""
+    if len(parts) == 1:
+        src, dst = "", parts[0]
+    elif len(parts) == 2:
+        if all(x in MOUNT_MODES for x in parts[1].split(",")) and parts[1]:
+            src, dst, mode = "", parts[0], parts[1]
+        else:
+            src, dst = parts
+    else:
+        src, dst, mode = parts[0], parts[1], ":".join(parts[2:])
+    ro = "ro" in mode.split(",")
+    kind = "bind" if src.startswith("/") or src.startswith(".") else "volume"
+    return Mount(kind, src, dst, ro, origin="Binds")
+
+
+def _config_into(spec: Spec, c: Obj, path: str) -> None:
+    spec.attach_stdin |= g.boolean(c, "attachstdin", path)
+    spec.attach_stdout |= g.boolean(c, "attachstdout", path)
+    spec.attach_stderr |= g.boolean(c, "attachstderr", path)
+    spec.tty |= g.boolean(c, "tty", path)
+    spec.open_stdin |= g.boolean(c, "openstdin", path)
+    spec.cmd = g.strings(c, "cmd", path, strslice=True)
+    spec.entrypoint = g.strings(c, "entrypoint", path, strslice=True)
+    spec.image = g.string(c, "image", path)
+    spec.labels = g.string_map(c, "labels", path)
+    spec.user = g.string(c, "user", path)
+    _health_into(spec, g.obj(c, "healthcheck", path), path + ".Healthcheck")
+    for v in g.string_map_keys(c, "volumes", path):
+        spec.mounts.append(Mount("volume", "", v, origin="Volumes"))
+
+
+def _health_into(spec: Spec, hc: Obj | None, path: str) -> None:
+    if hc is None:
+        return
+    spec.health_test = g.strings(hc, "test", path)
+    for opt in ("interval", "timeout", "startperiod", "retries"):
+        v = g.integer(hc, opt, path)
+        if v:
+            spec.health_options[opt] = v
+
+
+def from_create(body, name: str = "") -> Spec:
+    if not isinstance(body, Obj):
+        raise g.BodyError("container create body must be a JSON object")
+    spec = Spec(name=name)
+    _config_into(spec, body, "")
+    _host_config_into(spec, g.obj(body, "hostconfig"), "HostConfig")
+    _host_config_into(spec, body, "")  # top-level HostConfig fields, honoured by dockerd
+    nc = g.obj(body, "networkingconfig")
+    for ep_name in g.string_map_keys(nc, "endpointsconfig", "NetworkingConfig"):
+        spec.networks.append(ep_name)
+    return spec
+
+
+def from_host_config(body) -> Spec:
+    """An old-API (< 1.24) start body: a HostConfig dockerd still applies."""
+    if not isinstance(body, Obj):
+        raise g.BodyError("start body must be a JSON object")
+    spec = Spec()
+    _host_config_into(spec, body, "")
+    return spec
+
+
+def from_update(body) -> Spec:
+    if not isinstance(body, Obj):
+        raise g.BodyError("update body must be a JSON object")
+    spec = Spec()
+    _resources_into(spec, body, "")
+    for d in g.objects(body, "devices"):
+        spec.devices.append(Device(g.string(d, "pathonhost", "Devices"), "", g.string(d, "cgrouppermissions", "Devices")))
+    spec.device_cgroup_rules += g.strings(body, "devicecgrouprules") or []
+    return spec
+
+
+def from_exec(body) -> Spec:
+    if not isinstance(body, Obj):
+        raise g.BodyError("exec body must be a JSON object")
+    spec = Spec()
+    spec.privileged = g.boolean(body, "privileged")
+    spec.user = g.string(body, "user")
+    spec.tty = g.boolean(body, "tty")
+    spec.attach_stdin = g.boolean(body, "attachstdin")
+    spec.cmd = g.strings(body, "cmd", strslice=True)
+    return spec
+
+
+def from_service(body) -> Spec:
+    """A swarm ServiceSpec: the container settings under TaskTemplate.ContainerSpec."""
+    if not isinstance(body, Obj):
+        raise g.BodyError("service body must be a JSON object")
+    spec = Spec()
+    tt = g.obj(body, "tasktemplate")
+    cs = g.obj(tt, "containerspec", "TaskTemplate")
+    p = "TaskTemplate.ContainerSpec"
+    if cs is not None:
+        spec.image = g.string(cs, "image", p)
+        spec.cmd = g.strings(cs, "command", p)
+        spec.user = g.string(cs, "user", p)
+        spec.labels = g.string_map(cs, "labels", p)
+        spec.tty = g.boolean(cs, "tty", p)
+        spec.open_stdin = g.boolean(cs, "openstdin", p)
+        spec.cap_add += g.strings(cs, "capabilityadd", p) or []
+        spec.mounts += _mounts(cs, p, origin="service")
+        priv = g.obj(cs, "privileges", p)
+        se = g.obj(priv, "selinuxcontext", p + ".Privileges")
+        spec.selinux_disabled = g.boolean(se, "disable", p + ".Privileges.SELinuxContext")
+        seccomp = g.obj(priv, "seccomp", p + ".Privileges")
+        if g.string(seccomp, "mode", p + ".Privileges.Seccomp").lower() == "unconfined":
+            spec.security_opt.append("seccomp=unconfined")
+        apparmor = g.obj(priv, "apparmor", p + ".Privileges")
+        if g.string(apparmor, "mode", p + ".Privileges.AppArmor").lower() == "disabled":
+            spec.security_opt.append("apparmor=unconfined")
+        _health_into(spec, g.obj(cs, "healthcheck", p), p + ".Healthcheck")
+    for n in g.objects(tt, "networks", "TaskTemplate"):
+        spec.networks.append(g.string(n, "target", "TaskTemplate.Networks"))
+    for n in g.objects(body, "networks"):
+        spec.networks.append(g.string(n, "target", "Networks"))
+    return spec

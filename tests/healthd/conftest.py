@@ -46,8 +46,9 @@ class Sidecar:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        wait_for(lambda: self.metrics().get("connected") or self.proc.poll() is not None, 15,
-                 what="healthd to connect")
+        wait_for(lambda: (self.metrics().get("connected")
+                          and self.metrics().get("pid") == self.proc.pid)
+                 or self.proc.poll() is not None, 15, what="healthd to connect")
         assert self.proc.poll() is None, self.log()
         return self
 

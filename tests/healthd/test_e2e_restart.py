@@ -1,0 +1,98 @@
+"""Restarting the sidecar and restarting dockerd: watched containers go back to starting,
+the stored log is kept, no container is lost and no schedule is doubled."""
+import signal
+import time
+
+import pytest
+
+from .conftest import Sidecar, inspect, labels, observe, run, wait_for
+
+# each check appends a line: counting lines over a window reveals doubled schedules
+COUNTING = "echo x >> /tmp/n; test -f /tmp/ok"
+SERVE = ["busybox", "sh", "-c", "touch /tmp/ok; exec nc -ll -p 8080 -e true"]
+
+
+def checks_in(daemon, n, window: float) -> int:
+    before = int(run(daemon, "exec", n, "sh", "-c", "wc -l < /tmp/n"))
+    time.sleep(window)
+    return int(run(daemon, "exec", n, "sh", "-c", "wc -l < /tmp/n")) - before
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_sidecar_restart(plain_daemon, tmp_path, names, sig):
+    ex, tcp = names("rsx"), names("rst")
+    state = tmp_path / "state"
+    sc = Sidecar(plain_daemon, state).start()
+    try:
+        run(plain_daemon, "run", "-d", "--name", ex, *labels(cmd=COUNTING, interval="300ms"), *SERVE)
+        run(plain_daemon, "run", "-d", "--name", tcp, *labels(tcp="8080", interval="300ms"), *SERVE)
+        sc.wait_status(ex, "healthy", 5)
+        sc.wait_status(tcp, "healthy", 5)
+        observe(sc, ex, lambda h: len(h.get("Log", [])) >= 3, 5)
+        # a second sidecar on the same state dir refuses to run (no duplicate schedules)
+        dup = Sidecar(plain_daemon, state)
+        dup.log_path = tmp_path / "dup.log"
+        import subprocess
+        res = subprocess.run(dup.argv(), capture_output=True, text=True, timeout=20)
+        assert res.returncode == 1 and "another healthd" in res.stderr
+    finally:
+        sc.stop(sig)
+    old_log = sc.health(ex)["Log"]
+    assert sc.status(ex) == "healthy" and len(old_log) >= 3
+
+    sc2 = Sidecar(plain_daemon, state)
+    sc2.log_path = tmp_path / "second.log"
+    sc2.start()
+    try:
+        # back to starting with the log kept, then healthy again
+        h = sc2.health(ex)
+        assert h["Status"] in ("starting", "healthy")
+        assert h["Log"][: len(old_log)] == old_log[: len(h["Log"])] or h["Log"][0] in old_log
+        seen = observe(sc2, ex, lambda h: h.get("Status") == "healthy", 5)
+        assert seen[0] == ("starting", 0), seen
+        sc2.wait_status(tcp, "healthy", 5)
+        assert sc2.metrics()["watched"] >= 2
+        # one schedule per container: ~1 check per (interval + exec time), never twice that
+        n = checks_in(plain_daemon, ex, 3.0)
+        assert 3 <= n <= 3.0 / 0.3 + 1, f"{n} checks in 3s at a 300ms interval"
+    finally:
+        sc2.stop()
+
+
+def test_dockerd_restart(daemon_factory, tmp_path):
+    d = daemon_factory()
+    sc = Sidecar(d, tmp_path / "state").start()
+    try:
+        common = ["--stop-timeout", "1"]
+        run(d, "run", "-d", "--name", "ex", "--restart", "always", *common,
+            *labels(cmd=COUNTING, interval="300ms"), *SERVE)
+        run(d, "run", "-d", "--name", "tcp", "--restart", "always", *common,
+            *labels(tcp="8080", interval="300ms"), *SERVE)
+        run(d, "run", "-d", "--name", "once", *common,
+            *labels(tcp="8080", interval="300ms"), *SERVE)
+        for n in ("ex", "tcp", "once"):
+            sc.wait_status(n, "healthy", 5)
+        old_started = inspect(d, "ex")["State"]["StartedAt"]
+        old_log = sc.health("ex")["Log"]
+
+        d.restart()
+
+        wait_for(lambda: inspect(d, "ex")["State"]["StartedAt"] != old_started, 20,
+                 what="ex restarted by its policy")
+        # the sidecar reconnected by itself; restarted containers start over, log kept
+        for n in ("ex", "tcp"):
+            seen = observe(sc, n, lambda h: h.get("Status") == "healthy" and
+                           h["Log"][-1]["Start"] > old_log[-1]["End"], 20)
+        h = sc.health("ex")
+        assert any(e in h["Log"] for e in old_log), "stored log was lost"
+        assert "lost docker" in sc.log()
+        # the container without a restart policy stayed down and is no longer checked
+        assert not inspect(d, "once")["State"]["Running"]
+        m = wait_for(lambda: sc.metrics().get("watched") == 2 and sc.metrics(), 5,
+                     what="exactly the two running containers watched")
+        assert m["connected"]
+        n = checks_in(d, "ex", 3.0)
+        assert 3 <= n <= 3.0 / 0.3 + 1, f"{n} checks in 3s at a 300ms interval"
+        assert sc.proc.poll() is None
+    finally:
+        sc.stop()

@@ -30,7 +30,8 @@ RUNTIME_NAME = "dockguard-runtime"
 FRONT_TEMPLATE = r"""#!/bin/sh
 # dockguard-runtime: OCI runtime wrapper around runc, installed by `dockguard hookspec install`.
 # Hot path in sh: every command but `create` (and a `create` with no hook-spec anywhere)
-# execs runc directly. Otherwise hookbin.runtime (Python) merges the hooks, then execs runc.
+# execs runc directly. A docker root without containers/ means a wrong --docker-root: Python
+# then refuses loudly rather than silently dropping the container's hooks. Otherwise hookbin.runtime (Python) merges the hooks, then execs runc.
 RUNC=@RUNC@
 PY=@PY@
 PKG=@PKG@
@@ -74,7 +75,7 @@ scan() {
 scan "$@"
 if [ -z "$odd" ]; then
   if [ "$cmd" != create ]; then shift $lead; exec "$RUNC" "$@"; fi
-  if [ -z "$spec" ] && [ -n "$id" ] && \
+  if [ -z "$spec" ] && [ -n "$id" ] && [ -d "$root/containers" ] && \
      ! "$GREP" -qsF dockguard.hook-spec "$root/containers/$id/config.v2.json" "$bundle/config.json"; then
     shift $lead; exec "$RUNC" "$@"
   fi

@@ -127,7 +127,15 @@ def parse_create_args(args: list[str]) -> tuple[str, str | None]:
 # --- where the container's own spec comes from --------------------------------------------
 
 def container_labels(docker_root: str, container_id: str) -> dict:
-    """Config.Labels from dockerd's config.v2.json (20.10 keeps labels out of config.json)."""
+    """Config.Labels from dockerd's config.v2.json (20.10 keeps labels out of config.json).
+
+    No config.v2.json is normal for containers dockerd does not keep there (managed
+    plugins); no containers/ directory at all means --docker-root is wrong, and ignoring
+    that would silently drop every container's hooks.
+    """
+    if not os.path.isdir(os.path.join(docker_root, "containers")):
+        raise hookspec.SpecError([f"docker root {docker_root!r} has no containers/ directory: "
+                                  "is --docker-root right?"])
     path = os.path.join(docker_root, "containers", container_id, "config.v2.json")
     try:
         doc = oci.read_json(path)

@@ -145,6 +145,17 @@ def test_prepare_bundle_refuses_bad_spec_and_changes_nothing(tmp_path, docker_ro
     assert sorted(os.listdir(bundle)) == ["config.json"]
 
 
+def test_wrong_docker_root_is_refused_not_ignored(tmp_path, bundle):
+    inv = runtime.parse_argv(["--docker-root", str(tmp_path / "nowhere"), "create", "--bundle", str(bundle), ID])
+    with pytest.raises(hs.SpecError, match="has no containers/ directory: is --docker-root right"):
+        runtime.prepare_bundle(inv)
+
+
+def test_container_unknown_to_dockerd_has_no_labels(docker_root, bundle):
+    inv = runtime.parse_argv(["--docker-root", str(docker_root), "create", "--bundle", str(bundle), "plugin-id"])
+    assert runtime.prepare_bundle(inv) == 0
+
+
 # --- the installed front script, against a fake runc -------------------------------------
 
 FAKE_RUNC = '#!/bin/sh\nprintf "%s\\n" "$@" > "$(dirname "$0")/runc.argv"\nexit 0\n'
@@ -219,6 +230,14 @@ def test_front_create_with_bad_spec_logs_json_error_and_never_runs_runc(tmp_path
     assert "prestart[0].timeout" in res.stderr
     assert (bundle / "config.json").read_bytes() == before
     assert sorted(os.listdir(bundle)) == ["config.json"]
+
+
+def test_front_with_wrong_docker_root_refuses(tmp_path, front, bundle):
+    exe = front(py=os.path.realpath(os.sys.executable))
+    res = subprocess.run([exe, "--docker-root", str(tmp_path / "nowhere"), "create", "--bundle", str(bundle), ID],
+                         capture_output=True, text=True, env={})
+    assert res.returncode == 1 and "is --docker-root right?" in res.stderr
+    assert runc_argv(tmp_path) is None
 
 
 def test_front_with_daemon_wide_spec_always_merges(tmp_path, front, docker_root, bundle):

@@ -30,8 +30,9 @@ RUNTIME_NAME = "dockguard-runtime"
 FRONT_TEMPLATE = r"""#!/bin/sh
 # dockguard-runtime: OCI runtime wrapper around runc, installed by `dockguard hookspec install`.
 # Hot path in sh: every command but `create` (and a `create` with no hook-spec anywhere)
-# execs runc directly. A docker root without containers/ means a wrong --docker-root: Python
-# then refuses loudly rather than silently dropping the container's hooks. Otherwise hookbin.runtime (Python) merges the hooks, then execs runc.
+# execs runc directly. Otherwise hookbin.runtime (Python) merges the hooks, then execs runc.
+# A docker root without containers/ means a wrong --docker-root: Python then refuses loudly
+# rather than silently dropping the container's hooks.
 RUNC=@RUNC@
 PY=@PY@
 PKG=@PKG@

@@ -10,6 +10,10 @@ round runs every variant once, in a shuffled order) so drift in the machine hits
   wrapper+hooks    dockguard-runtime with a daemon-wide spec: docker-hooks recorder on
                    prestart, poststart and poststop (the wrapper's Python path + 3 hooks)
 Prints medians, p90s and ratios to runc. Target: the wrapper alone adds at most 10%.
+Then, less exposed to the machine's noise, the cost per runtime call (dockerd makes four per
+`docker run --rm`: create, start, delete, delete --force): `runc --version` directly, through
+the wrapper, and through the wrapper behind a script like the one dockerd writes for
+runtimes with runtimeArgs.
 
     .venv/bin/python bench/bench_runtime.py [--rounds 40] [--check]
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import statistics
 import subprocess
@@ -65,11 +70,35 @@ def time_run(d: PrivateDaemon, runtime: str) -> float:
     return elapsed
 
 
+def per_call(base: Path, calls: int, rng: random.Random) -> dict[str, float]:
+    """Median wall time of one runtime call, in ms, interleaved."""
+    runtime = str(base / "bin" / install.RUNTIME_NAME)
+    script = base / "bin" / "dockerd-style"
+    script.write_text(f"#!/bin/sh\n{runtime} --docker-root {base / 'root'} $@\n")
+    script.chmod(0o755)
+    argvs = {
+        "runc": ["runc", "--root", str(base / "x"), "--version"],
+        "wrapper": [runtime, "--root", str(base / "x"), "--version"],
+        "dockerd-sh + wrapper": [str(script), "--root", str(base / "x"), "--version"],
+    }
+    argvs["runc"][0] = install.which_abs("runc", ("/usr/sbin/runc", "/usr/bin/runc"))
+    samples: dict[str, list[float]] = {k: [] for k in argvs}
+    for _ in range(calls):
+        order = list(argvs.items())
+        rng.shuffle(order)
+        for name, argv in order:
+            t0 = time.perf_counter()
+            subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
+            samples[name].append(time.perf_counter() - t0)
+    return {k: 1000 * statistics.median(v) for k, v in samples.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--calls", type=int, default=200, help="samples for the per-call timing")
     ap.add_argument("--check", action="store_true", help="exit 1 if the wrapper alone misses the target")
     args = ap.parse_args(argv)
 
@@ -89,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, runtime in order:
                 times[name].append(time_run(d, runtime))
         events = sum(1 for _ in open(base / "docker-hooks.log"))
+        calls = per_call(base, args.calls, rng)
     finally:
         d.remove()
 
@@ -98,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'variant':<15}{'median ms':>11}{'p90 ms':>9}{'ratio':>8}")
     for name, samples in times.items():
         med = statistics.median(samples)
-        p90 = sorted(samples)[int(0.9 * (len(samples) - 1))]
+        p90 = sorted(samples)[max(0, math.ceil(0.9 * len(samples)) - 1)]
         print(f"{name:<15}{med * 1000:>11.1f}{p90 * 1000:>9.1f}{med / base_median:>8.3f}")
     expected = 3 * (args.warmup + args.rounds)  # wrapper+hooks: three phases per container
     print(f"recorder events logged: {events} (expected {expected})")
@@ -107,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         r = statistics.median(times[name]) / base_median
         verdict = "met" if r <= TARGET else "MISSED"
         print(f"{name} alone: {100 * (r - 1):+.1f}% vs runc (target <= +{100 * (TARGET - 1):.0f}%): {verdict}")
+    print(f"\nper runtime call ({args.calls} interleaved samples, `--version`):")
+    for name, ms in calls.items():
+        print(f"  {name:<22}{ms:>7.2f} ms  (+{ms - calls['runc']:.2f})")
     if events != expected:
         print("error: the hooks did not all run", file=sys.stderr)
         return 1

@@ -155,9 +155,9 @@ def parse_envelope(data: bytes, *, max_body: int) -> AuthzRequest:
     if not isinstance(env, dict):
         raise EnvelopeError("plugin request is not a JSON object")
     method = env.get("RequestMethod")
-    uri = env.get("RequestURI")
+    uri = env.get("RequestUri", env.get("RequestURI"))  # Go's tag is RequestUri
     if not isinstance(method, str) or not method or not isinstance(uri, str):
-        raise EnvelopeError("plugin request lacks RequestMethod or RequestURI")
+        raise EnvelopeError("plugin request lacks RequestMethod or RequestUri")
     body_b64 = env.get("RequestBody") or ""
     if not isinstance(body_b64, str):
         raise EnvelopeError("RequestBody must be base64 text")

@@ -32,10 +32,13 @@ def sensitive_match(path: str, ctx) -> str | None:
     if real:
         cands.add(real)
     for listed in (ctx.sensitive_paths, ctx.daemon_paths):  # the daemon is asked only if needed
-        for p in cands:
-            for s in listed():
-                if _within(p, s) or (p != "/" and _within(s, p)):
-                    return s
+        paths = listed()
+        inside = [s for p in cands for s in paths if _within(p, s)]
+        if inside:
+            return max(inside, key=len)
+        above = [s for p in cands for s in paths if p != "/" and _within(s, p)]
+        if above:
+            return min(above, key=len)
     return None
 
 

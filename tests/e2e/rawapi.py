@@ -6,7 +6,10 @@ import socket
 
 
 def raw(sock_path, method: str, target: str, body: bytes | str | None = None,
-        content_type: str | None = "application/json", timeout: float = 60.0) -> tuple[int, str]:
+        content_type: str | None = "application/json", timeout: float = 60.0,
+        expect_continue: bool = False) -> tuple[int, str]:
+    """One request; with `expect_continue` the body is sent only if the server asks for it
+    (Go answers a handler that never reads the body without waiting for it)."""
     if isinstance(body, str):
         body = body.encode()
     head = [f"{method} {target} HTTP/1.1", "Host: docker", "Connection: close"]
@@ -14,12 +17,24 @@ def raw(sock_path, method: str, target: str, body: bytes | str | None = None,
         head.append(f"Content-Length: {len(body)}")
         if content_type:
             head.append(f"Content-Type: {content_type}")
-    data = ("\r\n".join(head) + "\r\n\r\n").encode() + (body or b"")
+        if expect_continue:
+            head.append("Expect: 100-continue")
+    data = ("\r\n".join(head) + "\r\n\r\n").encode()
+    if not expect_continue:
+        data += body or b""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(str(sock_path))
-        s.sendall(data)
+        try:
+            s.sendall(data)
+        except BrokenPipeError:
+            pass  # dockerd may answer (and close) before reading a large body
         resp = b""
+        if expect_continue:
+            resp = s.recv(65536)
+            if resp.startswith(b"HTTP/1.1 100"):
+                s.sendall(body or b"")
+                resp = resp.partition(b"\r\n\r\n")[2]
         while chunk := s.recv(65536):
             resp += chunk
     header, _, payload = resp.partition(b"\r\n\r\n")

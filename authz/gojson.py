@@ -5,7 +5,8 @@ Every difference between how we read a body and how dockerd reads it is a bypass
 - Struct fields match keys case-insensitively with Go's simple folding: ASCII case, and
   `ſ` (U+017F) is `s` (checked on dockerd 20.10: `HoſtConfig` is `HostConfig`). Two
   characters fold differently across Go releases (`K` U+212A is `k` for Go <= 1.20,
-  `ı` U+0131 is `i` for Go >= 1.21): a key holding either is *ambiguous* and refused.
+  `ı` U+0131 and `İ` U+0130 are `i` for Go >= 1.21): a key holding any is *ambiguous* and
+  refused.
 - Map fields (Labels, DriverOpts, Tmpfs, ...) keep their keys exactly.
 - A repeated key (exactly, or as a case variant) is decoded again *into* the value already
   there: objects merge, everything else is replaced. Keeping an object's key/value pairs
@@ -22,7 +23,9 @@ import json
 
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 _ASCII_LOWER[0x017F] = ord("s")  # LATIN SMALL LETTER LONG S folds to s in every Go release
-_AMBIGUOUS = ("\u212a", "\u0131")  # KELVIN SIGN, DOTLESS I: fold differs by Go release
+# KELVIN SIGN, DOTLESS I, CAPITAL I WITH DOT: fold differs by Go release (Go >= 1.21 folds
+# with unicode.ToUpper(unicode.ToLower(r)), so `ı` and `İ` both become `I` there, not before)
+_AMBIGUOUS = ("\u212a", "\u0131", "\u0130")
 MAX_DEPTH = 64
 
 

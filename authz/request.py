@@ -19,6 +19,9 @@ from . import gojson
 
 _VERSION = re.compile(r"^/v([0-9.]+)(/.*)?$")
 _HEX = "0123456789abcdefABCDEF"
+# unicode.IsSpace / strings.TrimSpace: the Unicode White_Space property
+_GO_SPACE = ("\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+             "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 
 
 class EnvelopeError(ValueError):
@@ -129,8 +132,12 @@ class AuthzRequest:
         return v[0] if v else ""
 
     def q_bool(self, name: str) -> bool:
-        """httputils.BoolValue: anything but '', 0, no, false, none (trimmed, any case)."""
-        s = self.q(name).strip().lower()
+        """httputils.BoolValue: anything but '', 0, no, false, none (trimmed, any case).
+
+        Trimmed as Go's strings.TrimSpace trims (Unicode White_Space), not as str.strip():
+        Python also strips \x1c-\x1f, so `force=0%1C` would read as false here and true in Go.
+        """
+        s = self.q(name).strip(_GO_SPACE).lower()
         return s not in ("", "0", "no", "false", "none")
 
     def body(self):

@@ -317,3 +317,39 @@ def test_hook_spec_label(guarded, tmp_path):
     denied(r, "hook-spec")
     assert "121" in r.stderr
     allowed(guarded.docker("create", "--label", f"dockguard.hook-spec={good}", "busybox", "true"))
+
+
+def _all_syscalls_but(excluded):
+    import pyseccomp
+    arch = pyseccomp.system_arch()
+    names = []
+    for nr in range(0, 460):
+        try:
+            name = pyseccomp.resolve_syscall(arch, nr)
+        except Exception:  # noqa: BLE001 - no syscall with that number
+            continue
+        name = name.decode() if isinstance(name, bytes) else name
+        if name and name not in excluded:
+            names.append(name)
+    return names
+
+
+def test_seccomp_profile(guarded, tmp_path):
+    from authz.seccomp import PROBES
+    loose = tmp_path / "loose.json"
+    loose.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW",
+                                 "syscalls": [{"names": ["reboot"], "action": "SCMP_ACT_ERRNO"}]}))
+    r = guarded.docker("run", "--rm", "--security-opt", f"seccomp={loose}", "busybox", "true")
+    denied(r, "seccomp-profile")
+    assert "mount" in r.stderr
+    # benign twin: allow-list everything the default profile also allows; the container runs
+    probes = {name for name, _ in PROBES}
+    strict = tmp_path / "strict.json"
+    strict.write_text(json.dumps({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": _all_syscalls_but(probes), "action": "SCMP_ACT_ALLOW"},
+                     {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+                      "args": [{"index": 0, "value": 2114060288, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}]}))
+    r = guarded.docker("run", "--rm", "--security-opt", f"seccomp={strict}", "busybox", "echo", "confined")
+    allowed(r)
+    assert r.stdout == "confined\n"

@@ -40,6 +40,26 @@ SPEC_BUILDERS = {
 }
 
 
+def _version_less(version: str, than: tuple[int, ...]) -> bool:
+    """dockerd's versions.LessThan: dotted numbers, a part that is not one counts as 0."""
+    parts = []
+    for x in version.split("."):
+        parts.append(int(x) if x.isdigit() else 0)
+    n = max(len(parts), len(than))
+    return tuple(parts + [0] * (n - len(parts))) < tuple(list(than) + [0] * (n - len(than)))
+
+
+def _unseen_start_body(req: AuthzRequest) -> bool:
+    """An old-API (< 1.24) start with a body dockerd decodes as a HostConfig (Content-Length
+    over 7, or chunked) that it did not forward to us (chunked or over its 1 MiB limit)."""
+    if req.version is None or not _version_less(req.version, (1, 24)):
+        return False  # dockerd refuses a start body from API 1.24 on
+    length = next((v for k, v in req.headers.items() if str(k).lower() == "content-length"), None)
+    if not isinstance(length, str) or not length.strip().isascii() or not length.strip().isdigit():
+        return True  # chunked (Go drops Content-Length then) or unreadable: assume a body
+    return int(length.strip()) > 7
+
+
 class Engine:
     def __init__(self, policy: Policy, daemon: DaemonClient | None = None,
                  host: HostFacts | None = None, audit: AuditLog | None = None,
@@ -73,6 +93,10 @@ class Engine:
             if req.action in BODY_ACTIONS and not req.body_raw:
                 return self._deny_malformed(req, f"{req.action} needs its JSON body and dockerd did "
                                                  "not pass one (missing, not application/json, or too large)")
+            if req.action == "container.start" and not req.body_raw and _unseen_start_body(req):
+                return self._deny_malformed(req, f"container.start on API v{req.version} may carry a "
+                                                 "HostConfig body that dockerd applies but did not pass "
+                                                 "(chunked, or too large)")
             builder = SPEC_BUILDERS.get(req.action)
             if builder is not None and (req.body_raw or req.action != "container.start"):
                 spec = builder(req, req.body())

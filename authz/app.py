@@ -13,6 +13,7 @@ import json
 import traceback
 
 from flask import Flask, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .engine import MAX_BODY, Decision, Engine
 
@@ -37,6 +38,8 @@ def create_app(engine: Engine) -> Flask:
     def authz_req():
         try:
             decision = engine.request(request.get_data(cache=False))
+        except RequestEntityTooLarge as exc:  # raised by get_data: the clear message, not "internal"
+            return too_large(exc)
         except Exception as exc:  # noqa: BLE001 - fail closed with a message, never a 500
             traceback.print_exc()
             decision = Decision(False, f"dockguard: internal error, request denied: {exc!r}")

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 from .store import read_all
-from .service import DEFAULT_STATE_DIR, default_docker_host
+from .service import DEFAULT_STATE_DIR, LOG_FLUSH, default_docker_host
 
 
 def register(sub, name):
@@ -20,6 +21,9 @@ def register(sub, name):
                    help="dockerd URL (default: $DOCKER_HOST or unix:///var/run/docker.sock)")
     r.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
                    help=f"per-container state files (default {DEFAULT_STATE_DIR})")
+    r.add_argument("--log-flush", type=float, default=LOG_FLUSH, metavar="SECONDS",
+                   help="status changes are written at once; a new log entry alone at most "
+                        f"once per SECONDS per container (default {LOG_FLUSH:g})")
     r.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     r.set_defaults(func=cmd_run)
 
@@ -36,8 +40,17 @@ def cmd_run(args) -> int:
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    if args.log_flush < 0:
+        print("dockguard healthd: --log-flush must not be negative", file=sys.stderr)
+        return 2
+    host = args.docker_host or default_docker_host()
+    prof = os.environ.get("DOCKGUARD_HEALTHD_PROFILE")   # a cProfile dump, for the benchmark
     try:
-        return run(args.docker_host or default_docker_host(), args.state_dir)
+        if prof:
+            import cProfile
+            return cProfile.runctx("run(host, sd, lf)", globals(), {
+                "run": run, "host": host, "sd": args.state_dir, "lf": args.log_flush}, prof)
+        return run(host, args.state_dir, args.log_flush)
     except StoreError as exc:
         print(f"dockguard healthd: {exc}", file=sys.stderr)
         return 1

@@ -30,17 +30,22 @@ def wait_for(pred, timeout: float, interval: float = 0.05, what: str = "conditio
 
 
 class Sidecar:
-    """`dockguard healthd run` as a real process, logging to a file."""
+    """`dockguard healthd run` as a real process, logging to a file.
 
-    def __init__(self, daemon, state_dir: Path) -> None:
+    Tests run it with `--log-flush 0` (every result written at once) so they can watch the
+    log grow; the default coalescing is tested on its own."""
+
+    def __init__(self, daemon, state_dir: Path, log_flush: str = "0") -> None:
         self.daemon = daemon
         self.state_dir = state_dir
+        self.log_flush = log_flush
         self.log_path = state_dir.parent / (state_dir.name + ".log")
         self.proc: subprocess.Popen | None = None
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "dockguard.cli", "healthd", "run", "--docker-host",
-                self.daemon.host, "--state-dir", str(self.state_dir)]
+                self.daemon.host, "--state-dir", str(self.state_dir), "--log-flush",
+                self.log_flush]
 
     def start(self) -> "Sidecar":
         log = open(self.log_path, "ab")

@@ -159,3 +159,27 @@ def test_status_cli(plain_daemon, sidecar, names):
     assert n in out.stdout and "healthy" in out.stdout
     out = subprocess.run(base + ["no-such-container"], capture_output=True, text=True)
     assert out.returncode == 1 and "no health state" in out.stderr
+
+
+def test_default_log_flush_coalesces_log_only_writes(plain_daemon, tmp_path, names):
+    """Status and streak changes are written at once; a new log entry alone at most every
+    5 s (the default), and whatever is pending is written on shutdown."""
+    from .conftest import Sidecar, wait_for
+    sc = Sidecar(plain_daemon, tmp_path / "st", log_flush="5").start()
+    n = names("flush")
+    try:
+        run(plain_daemon, "run", "-d", "--name", n, *labels(cmd="true", interval="200ms"),
+            "busybox", "sleep", "1000")
+        h = sc.wait_status(n, "healthy", 5)         # a status change: written at once
+        assert len(h["Log"]) == 1
+        time.sleep(1.5)                              # several more successes, not yet written
+        assert len(sc.health(n)["Log"]) == 1
+        wait_for(lambda: len(sc.health(n)["Log"]) >= 4, 6, what="the coalesced write")
+        time.sleep(0.5)
+    finally:
+        sc.stop()
+    last = sc.health(n)["Log"][-1]["End"]
+    assert sc.status(n) == "healthy"
+    # pending entries were flushed on SIGTERM: the last one is recent
+    from healthd.store import parse_rfc3339
+    assert time.time() - parse_rfc3339(last) < 1.0

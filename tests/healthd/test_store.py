@@ -25,7 +25,6 @@ def test_roundtrip(tmp_path):
          "ExitCode": 1, "Output": "no"}]}
     assert health_from_json(got["Health"]) == h
     assert [r["Id"] for r in read_all(tmp_path)] == [CID]
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_rfc3339_docker_nanoseconds():
@@ -61,19 +60,26 @@ def test_unusable_state_dir_is_a_clear_error(tmp_path):
         Store(f / "sub").open()
 
 
-def test_write_is_atomic_rename(tmp_path, monkeypatch):
+def test_write_is_atomic_swap(tmp_path, monkeypatch):
+    import healthd.store as store
     st = Store(tmp_path).open()
-    st.write(CID, record(Health()))
+    st.write(CID, record(Health()))                  # first write: a rename
+    st.write(CID, record(Health("healthy", 0, ())))  # then swaps with the spare
     before = (tmp_path / f"{CID}.json").read_bytes()
-    real_replace = os.replace
+    assert json.loads(before)["Health"]["Status"] == "healthy"
 
     def crash(*a):
-        raise OSError("simulated crash before rename")
-    monkeypatch.setattr(os, "replace", crash)
+        raise OSError("simulated crash before the swap")
+    monkeypatch.setattr(store, "_exchange", crash)
     with pytest.raises(OSError):
-        st.write(CID, record(Health("healthy", 0, ())))
-    monkeypatch.setattr(os, "replace", real_replace)
+        st.write(CID, record(Health("unhealthy", 3, ())))
     assert (tmp_path / f"{CID}.json").read_bytes() == before
+    monkeypatch.undo()
+    st.write(CID, record(Health("unhealthy", 3, ())))
+    assert st.load(CID)["Health"]["Status"] == "unhealthy"
+    assert [r["Id"] for r in read_all(tmp_path)] == [CID]   # the spare is not a record
+    st.delete(CID)
+    assert not [p for p in tmp_path.iterdir() if CID in p.name]
 
 
 def test_rejects_non_ids(tmp_path):

@@ -75,6 +75,9 @@ class DaemonClient:
         info = self._call(f"image {ref!r}", lambda api: api.inspect_image(ref), not_found={})
         return (info or {}).get("Config") or {}
 
+    def volume(self, name: str) -> dict | None:
+        return self._call(f"volume {name!r}", lambda api: api.inspect_volume(name))
+
     def plugin(self, name: str) -> dict | None:
         return self._call(f"plugin {name!r}", lambda api: api.inspect_plugin(name))
 
@@ -174,6 +177,9 @@ class RequestContext:
 
     def plugin(self, name: str):
         return self._memoised(("p", name), self._daemon.plugin, name)
+
+    def volume(self, name: str):
+        return self._memoised(("v", name), self._daemon.volume, name)
 
     def docker_root(self) -> str:
         return self._daemon.docker_root()

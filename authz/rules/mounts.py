@@ -42,8 +42,11 @@ def sensitive_match(path: str, ctx) -> str | None:
     return None
 
 
-def host_sources(spec) -> list[tuple[str, str]]:
-    """(how it was asked, host path) for every mount that reaches the host filesystem."""
+def host_sources(spec, ctx) -> list[tuple[str, str]]:
+    """(how it was asked, host path) for every mount that reaches the host filesystem.
+
+    A named volume made earlier (perhaps before dockguard ran) with `o=bind` is looked up:
+    mounting it binds its device as surely as a -v /path does."""
     out = []
     for m in spec.mounts:
         if m.kind == "bind" and m.source:
@@ -51,6 +54,12 @@ def host_sources(spec) -> list[tuple[str, str]]:
         elif m.kind == "volume" and m.driver in ("", "local") and is_bind_opts(m.driver_opts):
             out.append((f"{m.origin} volume with o=bind device={m.driver_opts.get('device', '')}",
                         m.driver_opts.get("device", "")))
+        elif m.kind == "volume" and m.source and not m.driver_opts:
+            vol = ctx.volume(m.source)
+            opts = (vol or {}).get("Options") or {}
+            if vol and (vol.get("Driver") or "local") == "local" and is_bind_opts(opts):
+                out.append((f"{m.origin} volume {m.source} (o=bind device={opts.get('device', '')})",
+                            opts.get("device", "")))
     return out
 
 
@@ -68,7 +77,7 @@ REASON = ("host system paths, devices and the docker socket inside a container l
 @rule("sensitive-mount", actions=CONTAINER, reason=REASON, hint=HINT)
 def sensitive_mount(req, spec, ctx):
     out = []
-    for how, src in host_sources(spec):
+    for how, src in host_sources(spec, ctx):
         s = sensitive_match(src, ctx) if src else "(empty device)"
         if s:
             out.append(f"{how} (sensitive: {s})")
@@ -92,5 +101,5 @@ def sensitive_volume(req, spec, ctx):
       reason="a file bind-mounted from the host loses sync when vi or sed replace its inode",
       hint="bind the file's parent directory instead")
 def file_bind_mount(req, spec, ctx):
-    return [f"{how} is a file" for how, src in host_sources(spec)
+    return [f"{how} is a file" for how, src in host_sources(spec, ctx)
             if src and ctx.is_regular_file(src)]

@@ -176,6 +176,7 @@ def test_failed_lookup_denies(guarded_factory, tmp_path):
 def strict(guarded_factory, tmp_path_factory):
     pol = tmp_path_factory.mktemp("pol") / "policy.toml"
     pol.write_text('[rules]\nunknown-route = "deny"\nkill = "deny"\nprivileged = "audit"\n'
+                   'sensitive-volume = "off"\n'
                    '[lists]\nsensitive_paths = ["/srv/secret"]\ndangerous_capabilities = ["chown"]\n'
                    '[limits]\nmax_inflight = 2\ninflight_ttl_seconds = 60\n')
     return guarded_factory(policy=str(pol))
@@ -212,4 +213,17 @@ def test_inflight_limit(strict):
         p.wait(30)
         assert p.returncode == 0, p.stderr.read()
     r = strict.docker("stop", "-t", "0", names[2])
+    assert r.returncode == 0, r.stderr
+
+
+def test_named_volume_made_earlier_with_bind_is_checked_at_use(strict):
+    """A volume bound to /etc (made while volume creation was not checked) cannot be mounted."""
+    vol = f"etcvol-{uuid.uuid4().hex[:6]}"
+    r = strict.docker("volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", "device=/etc", vol)
+    assert r.returncode == 0, r.stderr
+    r = strict.docker("create", "-v", f"{vol}:/x", "busybox", "true")
+    assert DENIED in r.stderr and "[sensitive-mount]" in r.stderr and vol in r.stderr, r.stderr
+    r = strict.docker("create", "--mount", f"type=volume,src={vol},dst=/x", "busybox", "true")
+    assert DENIED in r.stderr and "[sensitive-mount]" in r.stderr
+    r = strict.docker("create", "-v", f"plain-{vol}:/x", "busybox", "true")  # a new, plain volume
     assert r.returncode == 0, r.stderr

@@ -10,9 +10,10 @@ the capability, so a copy of Docker's default profile passes.
 """
 from __future__ import annotations
 
-import json
 import os
 import struct
+
+from . import gojson
 
 # Docker's default capabilities (guide: docker默认的权能配置分析).
 DEFAULT_CAPS = frozenset({"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID",
@@ -41,6 +42,25 @@ AUDIT_ARCH_X86_64 = 0xC000003E
 
 class ProfileError(ValueError):
     pass
+
+
+# Docker's Seccomp struct fields (profiles/seccomp/seccomp.go), as their JSON names.
+_FIELDS = ("defaultAction", "defaultErrnoRet", "architectures", "archMap", "architecture", "subArchitectures",
+           "syscalls", "flags", "listenerPath", "listenerMetadata", "names", "name", "action",
+           "errnoRet", "args", "comment", "includes", "excludes", "caps", "arches", "minKernel",
+           "index", "value", "valueTwo", "op")
+_BY_FOLD = {gojson.fold(f): f for f in _FIELDS}
+
+
+def _as_go(value):
+    """The profile as dockerd's json.Unmarshal fills its struct: keys matched case-insensitively
+    (`SYSCALLS` is `syscalls`), repeated keys merged or replaced as Go does (the last
+    `defaultAction` wins), ambiguous keys refused (gojson.BodyError)."""
+    if isinstance(value, gojson.Obj):
+        return {_BY_FOLD.get(k, k): _as_go(v) for k, v in value._index().items()}
+    if isinstance(value, list):
+        return [_as_go(v) for v in value]
+    return value
 
 
 def _action(pyseccomp, name: str, errno_ret):
@@ -118,6 +138,8 @@ def compile_profile(profile: dict, caps: frozenset[str]) -> bytes:
         action = _action(pyseccomp, entry.get("action", ""), entry.get("errnoRet", default_errno))
         args = []
         for a in entry.get("args") or []:
+            if not isinstance(a, dict):
+                raise ProfileError("each args entry must be an object")
             op = _OPS.get(str(a.get("op", "")).upper())
             if op is None:
                 raise ProfileError(f"unknown comparison {a.get('op')!r}")
@@ -200,8 +222,8 @@ def run_bpf(prog: bytes, nr: int, args: tuple[int, ...] = (), arch: int = AUDIT_
 def profile_problems(text: str, added_caps: frozenset[str] = frozenset()) -> list[str]:
     """Problems of an inline profile: invalid, or allowing calls the default forbids."""
     try:
-        profile = json.loads(text)
-    except ValueError as exc:
+        profile = _as_go(gojson.decode(text))
+    except gojson.BodyError as exc:
         return [f"is not valid JSON ({exc})"]
     if not isinstance(profile, dict):
         return ["is not a JSON object"]

@@ -73,7 +73,8 @@ SELINUX_UNCONFINED_TYPES = ("spc_t", "unconfined_t")
              "deny (beyond the guide: CIS Docker 5.2)",
       hint="keep labelling on; relabel volumes with :z or :Z instead of disabling it")
 def selinux_disabled(req, spec, ctx):
-    out = []
+    # dockerd (parseSecurityOpt) also takes a bare `disable` as label=disable
+    out = [f"--security-opt {o}" for o in spec.security_opt if o.strip().lower() == "disable"]
     for o, v in _opts(spec, "label"):
         low = v.lower().replace(" ", "")
         if low == "disable" or low.startswith("disable"):

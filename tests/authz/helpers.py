@@ -37,7 +37,7 @@ class FakeContext(RequestContext):
     """
 
     def __init__(self, *, lists=None, containers=None, container_ids=None, image_configs=None,
-                 plugins=None, docker_root="/var/lib/docker", realpaths=None, regular_files=(),
+                 plugins=None, volumes=None, docker_root="/var/lib/docker", realpaths=None, regular_files=(),
                  device_nodes=None, schedulers=None, blkio=True, self_names=(), fail=()):
         super().__init__(lists or default_policy().lists, daemon=None, host=None,
                          self_names=frozenset(self_names))
@@ -45,6 +45,7 @@ class FakeContext(RequestContext):
         self.ids = list(container_ids or [])
         self.image_configs = dict(image_configs or {})
         self.plugins = dict(plugins or {})
+        self.volumes = dict(volumes or {})
         self.root = docker_root
         self.realpaths = dict(realpaths or {})
         self.regular_files = set(regular_files)
@@ -75,6 +76,10 @@ class FakeContext(RequestContext):
     def plugin(self, name):
         self._lookup("plugin", name)
         return self.plugins.get(name)
+
+    def volume(self, name):
+        self._lookup("volume", name)
+        return self.volumes.get(name)
 
     def docker_root(self):
         self._lookup("docker_root")

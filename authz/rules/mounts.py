@@ -54,7 +54,8 @@ def host_sources(spec, ctx) -> list[tuple[str, str]]:
         elif m.kind == "volume" and m.driver in ("", "local") and is_bind_opts(m.driver_opts):
             out.append((f"{m.origin} volume with o=bind device={m.driver_opts.get('device', '')}",
                         m.driver_opts.get("device", "")))
-        elif m.kind == "volume" and m.source and not m.driver_opts:
+        elif m.kind == "volume" and m.source:
+            # looked up even when options are given: dockerd ignores them for a volume that exists
             vol = ctx.volume(m.source)
             opts = (vol or {}).get("Options") or {}
             if vol and (vol.get("Driver") or "local") == "local" and is_bind_opts(opts):

@@ -15,15 +15,19 @@ SYSTEM_LABEL = "dockguard.system-container"
 def effective_argv(spec, ctx) -> list[str]:
     """The command the container will run: request Entrypoint/Cmd over the image's.
 
-    As in dockerd: a request Entrypoint resets the image's Cmd; a missing one keeps the
-    image's Entrypoint; a missing Cmd takes the image's.
+    As in dockerd (daemon/commit.go merge, then mergeAndVerifyConfig): a request Entrypoint
+    resets the image's Cmd; an empty one ([] or null) with an empty Cmd takes the image's Cmd;
+    a null one takes the image's Entrypoint; an Entrypoint of [""] is then dropped.
     """
     entry, cmd = spec.entrypoint, spec.cmd
-    if entry is None:
+    if not entry:
         img = ctx.image_config(spec.image) if spec.image else {}
-        entry = img.get("Entrypoint") or []
-        if cmd is None:
+        if not cmd:
             cmd = img.get("Cmd") or []
+        if entry is None:
+            entry = img.get("Entrypoint") or []
+    if entry == [""]:
+        entry = []
     return list(entry or []) + list(cmd or [])
 
 

@@ -60,6 +60,23 @@ def _unseen_start_body(req: AuthzRequest) -> bool:
     return int(length.strip()) > 7
 
 
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _form_body(req: AuthzRequest) -> bool:
+    """A non-empty form body: Go's ParseForm/FormValue read its values *before* the URL's,
+    and dockerd does not pass it to plugins, so the query the rules read may not be the one
+    dockerd uses (`rename?name=web` with a body `name=<an ID>`). Only the Content-Type we are
+    shown can be checked: dockerd passes the last of repeated headers, Go reads the first."""
+    if req.method not in ("POST", "PUT", "PATCH"):
+        return False
+    ct = next((v for k, v in req.headers.items() if str(k).lower() == "content-type"), None)
+    if not isinstance(ct, str) or ct.split(";", 1)[0].strip().lower() not in _FORM_TYPES:
+        return False
+    length = next((v for k, v in req.headers.items() if str(k).lower() == "content-length"), None)
+    return not (isinstance(length, str) and length.strip() == "0")
+
+
 class Engine:
     def __init__(self, policy: Policy, daemon: DaemonClient | None = None,
                  host: HostFacts | None = None, audit: AuditLog | None = None,
@@ -90,6 +107,9 @@ class Engine:
             return Decision(True)
         spec = None
         try:
+            if _form_body(req):
+                return self._deny_malformed(req, "a form-encoded body overrides the URL's query "
+                                                 "parameters in dockerd and is not passed to plugins")
             if req.action in BODY_ACTIONS and not req.body_raw:
                 return self._deny_malformed(req, f"{req.action} needs its JSON body and dockerd did "
                                                  "not pass one (missing, not application/json, or too large)")

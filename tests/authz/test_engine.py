@@ -335,3 +335,36 @@ def test_old_api_start_with_odd_content_length_is_denied_not_crashed():
         denied_by(out, "malformed-request")
     out = decide("POST", "/v1.23/containers/x/start", None, headers={"Content-Length": 8})
     denied_by(out, "malformed-request")
+
+
+# ---- a form body overrides the query in Go (r.Form: body values first) and is not forwarded ----
+
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize("method,uri", [
+    ("POST", "/containers/web/rename?name=web2"),
+    ("POST", "/build?networkmode=default&remote=https://example.com/ctx.tar"),
+    ("POST", "/containers/web/kill?signal=TERM"),
+    ("POST", "/containers/web/stop?t=5"),
+])
+@pytest.mark.parametrize("headers", [
+    {"Content-Type": FORM, "Content-Length": "40"},
+    {"Content-Type": FORM},                                   # chunked
+    {"content-type": "Application/X-WWW-Form-Urlencoded; charset=utf-8", "Content-Length": "9"},
+    {"Content-Type": "multipart/form-data; boundary=x", "Content-Length": "100"},
+])
+def test_form_body_that_could_override_the_query_is_denied(method, uri, headers):
+    out = decide(method, uri, None, headers=headers)
+    assert "form-encoded body" in denied_by(out, "malformed-request")
+
+
+def test_empty_form_or_other_bodies_are_fine():
+    allowed(decide("POST", "/containers/web/rename?name=web2", None, headers={"Content-Type": FORM,
+                                                                            "Content-Length": "0"}))
+    allowed(decide("POST", "/containers/web/rename?name=web2", None, headers={"Content-Type": "text/plain"}))
+    allowed(decide("POST", "/build?networkmode=default", None, headers={"Content-Type": "application/x-tar"}))
+    # reads and deletes never parse a body as a form
+    allowed(decide("DELETE", "/containers/web", None, headers={"Content-Type": FORM}))
+    # routes without rules are not affected
+    allowed(decide("POST", "/networks/n/connect", None, headers={"Content-Type": FORM}))

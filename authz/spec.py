@@ -10,6 +10,8 @@ read both and take their union: stricter than dockerd, never laxer.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, field
 
 from . import gojson as g
@@ -243,9 +245,20 @@ def from_service(body) -> Spec:
         priv = g.obj(cs, "privileges", p)
         se = g.obj(priv, "selinuxcontext", p + ".Privileges")
         spec.selinux_disabled = g.boolean(se, "disable", p + ".Privileges.SELinuxContext")
+        se_type = g.string(se, "type", p + ".Privileges.SELinuxContext")
+        if se_type:
+            spec.security_opt.append(f"label=type:{se_type}")
         seccomp = g.obj(priv, "seccomp", p + ".Privileges")
-        if g.string(seccomp, "mode", p + ".Privileges.Seccomp").lower() == "unconfined":
+        mode = g.string(seccomp, "mode", p + ".Privileges.Seccomp").lower()
+        if mode == "unconfined":
             spec.security_opt.append("seccomp=unconfined")
+        elif mode == "custom":  # Profile is a Go []byte: base64 in JSON
+            raw = g.string(seccomp, "profile", p + ".Privileges.Seccomp")
+            try:
+                text = base64.b64decode(raw, validate=True).decode("utf-8", "replace")
+            except (binascii.Error, ValueError):
+                raise g.BodyError(f"{p}.Privileges.Seccomp.Profile must be base64") from None
+            spec.security_opt.append("seccomp=" + text)
         apparmor = g.obj(priv, "apparmor", p + ".Privileges")
         if g.string(apparmor, "mode", p + ".Privileges.AppArmor").lower() == "disabled":
             spec.security_opt.append("apparmor=unconfined")

@@ -270,3 +270,28 @@ def test_volumes_onto_proc():
 @pytest.mark.parametrize("target", ["/procx", "/system", "/data/proc", "/srv/sys"])
 def test_mounts_near_proc_or_sys_are_fine(target):
     assert create_problems("writable-proc-sys", hc(Tmpfs={target: ""})) == []
+
+
+# ---- swarm services carry their own seccomp profile and SELinux type ----
+
+def service(priv):
+    return {"TaskTemplate": {"ContainerSpec": {"Image": "x", "Privileges": priv}}}
+
+
+def test_service_custom_seccomp_profile_is_checked():
+    import base64
+    loose = base64.b64encode(profile({"defaultAction": "SCMP_ACT_ALLOW"}).encode()).decode()
+    msg = denied_by(decide("POST", "/services/create", service({"Seccomp": {"Mode": "custom", "Profile": loose}})),
+                    "seccomp-profile")
+    assert "allows mount" in msg
+    strict = base64.b64encode(profile(STRICT).encode()).decode()
+    allowed(decide("POST", "/services/create", service({"Seccomp": {"Mode": "custom", "Profile": strict}})))
+    out = decide("POST", "/services/s/update", service({"Seccomp": {"Mode": "custom", "Profile": "!!notb64"}}))
+    assert "base64" in denied_by(out, "malformed-request")
+
+
+@pytest.mark.parametrize("t", ["spc_t", "unconfined_t"])
+def test_service_unconfined_selinux_type(t):
+    out = decide("POST", "/services/create", service({"SELinuxContext": {"Type": t}}))
+    assert f"label=type:{t}" in denied_by(out, "selinux-disabled")
+    allowed(decide("POST", "/services/create", service({"SELinuxContext": {"Type": "container_t", "Level": "s0"}})))

@@ -103,6 +103,9 @@ class EventSource(threading.Thread):
             if connected:
                 log.warning("lost docker (%s); reconnecting with backoff", reason)
                 self._post(("disconnected", reason))
+            elif not getattr(self, "_warned", False):
+                self._warned = True
+                log.warning("docker not reachable (%s); retrying with backoff", reason)
             else:
                 log.debug("docker unavailable (%s); retrying in %.1fs", reason, delay)
             connected = False

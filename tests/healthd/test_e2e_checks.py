@@ -183,3 +183,18 @@ def test_default_log_flush_coalesces_log_only_writes(plain_daemon, tmp_path, nam
     # pending entries were flushed on SIGTERM: the last one is recent
     from healthd.store import parse_rfc3339
     assert time.time() - parse_rfc3339(last) < 1.0
+
+
+def test_rename_and_destroy_follow_the_container(plain_daemon, sidecar, names):
+    from .conftest import wait_for
+    n, n2 = names("ren"), names("ren2")
+    run(plain_daemon, "run", "-d", "--name", n, *labels(tcp="9", **FAST), "busybox", "sleep", "1000")
+    cid = inspect(plain_daemon, n)["Id"]
+    sidecar.wait_status(n, "starting", 5)
+    run(plain_daemon, "rename", n, n2)
+    wait_for(lambda: (sidecar.record(n2) or {}).get("Id") == cid, 5, what="renamed in state")
+    sidecar.wait_status(n2, "unhealthy", 5)          # nothing listens on port 9
+    assert sidecar.metrics() and (sidecar.state_dir / f"{cid}.json").exists()
+    run(plain_daemon, "rm", "-f", n2)
+    wait_for(lambda: not (sidecar.state_dir / f"{cid}.json").exists(), 5,
+             what="state dropped when the container is destroyed")

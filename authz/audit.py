@@ -12,8 +12,9 @@ class AuditLog:
 
     def write(self, *, action: str, method: str, uri: str, container: str, decision: str,
               rules: list[str], user: str, msg: str = "") -> None:
+        now = time.time()  # one instant: seconds and milliseconds from the same reading
         rec = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
             "action": action,
             "method": method,
             "uri": uri[:512],

@@ -368,3 +368,22 @@ def test_empty_form_or_other_bodies_are_fine():
     allowed(decide("DELETE", "/containers/web", None, headers={"Content-Type": FORM}))
     # routes without rules are not affected
     allowed(decide("POST", "/networks/n/connect", None, headers={"Content-Type": FORM}))
+
+
+def test_audit_time_is_one_instant(monkeypatch):
+    import time as real_time
+    from authz import audit
+
+    class FakeTime:
+        calls = iter([59.9996, 60.0004, 60.0005])
+        gmtime = staticmethod(real_time.gmtime)
+        strftime = staticmethod(real_time.strftime)
+
+        @classmethod
+        def time(cls):
+            return next(cls.calls)
+
+    monkeypatch.setattr(audit, "time", FakeTime)
+    s = io.StringIO()
+    audit.AuditLog(s).write(action="a", method="GET", uri="/", container="", decision="allow", rules=[], user="")
+    assert json.loads(s.getvalue())["time"] == "1970-01-01T00:00:59.999Z"

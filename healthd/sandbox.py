@@ -78,7 +78,9 @@ def _show_status() -> None:
 
 
 def walkthrough(daemon, step) -> None:
-    daemon.docker("rm", "-f", DEMO)
+    # a leftover from an earlier run: stop and remove it (the sandbox's authz refuses rm -f)
+    daemon.docker("stop", "-t", "1", DEMO)
+    daemon.docker("rm", DEMO)
     step("healthd: a container asks to be exited when unhealthy (checked every 1s, 2 retries)",
          ["run", "-d", "--name", DEMO, "--restart", "always",
           "-l", "dockguard.health.cmd=test -f /tmp/ok",
@@ -99,7 +101,7 @@ def walkthrough(daemon, step) -> None:
           "exit={{.State.ExitCode}} running={{.State.Running}} restarts={{.RestartCount}} "
           "policy={{.HostConfig.RestartPolicy.Name}}", DEMO], True)
     _show_status()
-    step("healthd: clean up", ["rm", "-f", DEMO], True)
+    step("healthd: clean up (it is stopped, so a plain rm does)", ["rm", DEMO], True)
 
 
 def _health_status() -> str | None:

@@ -9,8 +9,9 @@ Every difference between how we read a body and how dockerd reads it is a bypass
   refused.
 - Map fields (Labels, DriverOpts, Tmpfs, ...) keep their keys exactly.
 - A repeated key (exactly, or as a case variant) is decoded again *into* the value already
-  there: objects merge, everything else is replaced. Keeping an object's key/value pairs
-  in order and concatenating the pairs of repeated objects gives exactly that.
+  there: objects merge, arrays merge element by element (Go reuses the slice's elements),
+  everything else is replaced. Keeping an object's key/value pairs in order and
+  concatenating the pairs of repeated objects gives exactly that.
 - `null` never erases an object we already saw (Go keeps a non-pointer struct on null);
   reading it as still present can only make us stricter, never laxer.
 - Only the first JSON value of a body counts; dockerd ignores trailing bytes.
@@ -85,12 +86,28 @@ class _Missing:
 _MISSING = _Missing()
 
 
+class _Slice(list):
+    """A list as Go's slice after decoding: `backing` keeps the elements past its length,
+    which a later, longer array decoded into the same slice brings back."""
+
+    __slots__ = ("backing",)
+
+
 def _merge(old, new):
     if isinstance(old, Obj):
         if isinstance(new, Obj):
             return Obj(old.pairs + new.pairs)
         if new is None:
             return old
+    if isinstance(old, list) and isinstance(new, list) and new:
+        # Go decodes an array into the slice already there, element i into element i
+        # (golang/go#21092; its fix was reverted in #39427): objects merge element-wise.
+        # Keeping every element ever seen (Go may have reallocated) is only ever stricter.
+        backing = list(getattr(old, "backing", old))
+        out = _Slice(_merge(backing[i], v) if i < len(backing) else v for i, v in enumerate(new))
+        backing[:len(out)] = out
+        out.backing = backing
+        return out
     return new
 
 

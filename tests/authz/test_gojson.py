@@ -170,3 +170,48 @@ def test_has_and_repr():
     o = g.decode('{"A": 1}')
     assert o.has("a") and not o.has("b")
     assert "Obj" in repr(o)
+
+
+# Go decodes a repeated array into the slice already there, element by element
+# (golang/go#21092, its fix reverted in #39427): objects in a repeated list merge.
+
+def test_repeated_list_of_objects_merges_element_wise():
+    o = g.decode('{"Mounts":[{"Type":"bind","Source":"/etc","Target":"/x"}],"Mounts":[{"Target":"/y"}]}')
+    (m,) = g.objects(o, "mounts")
+    assert (g.string(m, "type"), g.string(m, "source"), g.string(m, "target")) == ("bind", "/etc", "/y")
+
+
+def test_repeated_list_is_cut_to_the_new_length():
+    o = g.decode('{"Mounts":[{"Source":"/a"},{"Source":"/b"}],"Mounts":[{"Target":"/y"}]}')
+    assert [g.string(m, "source") for m in g.objects(o, "mounts")] == ["/a"]
+
+
+def test_elements_past_the_length_come_back_from_the_backing_array():
+    o = g.decode('{"M":[{"S":"/a"},{"S":"/etc"}],"M":[{"T":"1"}],"M":[{"T":"2"},{"T":"3"}]}')
+    got = [(g.string(m, "s"), g.string(m, "t")) for m in g.objects(o, "m")]
+    assert got == [("/a", "2"), ("/etc", "3")]
+
+
+def test_null_element_keeps_the_object_there():
+    o = g.decode('{"M":[{"S":"/etc"}],"M":[null]}')
+    assert [g.string(m, "s") for m in g.objects(o, "m")] == ["/etc"]
+
+
+def test_empty_or_null_list_starts_afresh():
+    o = g.decode('{"M":[{"S":"/etc"}],"M":[],"M":[{"T":"1"}]}')
+    assert [(g.string(m, "s"), g.string(m, "t")) for m in g.objects(o, "m")] == [("", "1")]
+    o = g.decode('{"M":[{"S":"/etc"}],"M":null,"M":[{"T":"1"}]}')
+    assert [(g.string(m, "s"), g.string(m, "t")) for m in g.objects(o, "m")] == [("", "1")]
+    assert g.objects(g.decode('{"M":[{"S":"/etc"}],"M":[]}'), "m") == []
+
+
+def test_repeated_string_lists_are_replaced():
+    o = g.decode('{"Binds":["/etc:/x","/srv:/y"],"Binds":["/tmp:/z"]}')
+    assert g.strings(o, "binds") == ["/tmp:/z"]
+
+
+def test_nested_repeated_lists_inside_merged_elements():
+    o = g.decode('{"S":[{"Args":[{"Op":"EQ","Value":1}]}],"S":[{"Args":[{"Value":2}]}]}')
+    (s,) = g.objects(o, "s")
+    (a,) = g.objects(s, "args")
+    assert (g.string(a, "op"), g.integer(a, "value")) == ("EQ", 2)

@@ -188,3 +188,12 @@ def test_file_bind_mount_is_audited():
     assert out.record["decision"] == "allow"
     assert create_problems("file-bind-mount", hc(Mounts=[{"Type": "bind", "Source": "/srv/f", "Target": "/f"}]),
                            regular_files={"/srv/f"}) == ["Mounts /srv/f:/f is a file"]
+
+
+def test_repeated_mounts_list_merges_as_in_go():
+    body = ('{"Image":"x","Cmd":["true"],"HostConfig":{'
+            '"Mounts":[{"Type":"bind","Source":"/etc","Target":"/x"}],"Mounts":[{"Target":"/y"}]}}')
+    assert "Mounts /etc:/y" in denied_by(create(body), "sensitive-mount")
+    body = ('{"Image":"x","Cmd":["true"],"HostConfig":{'
+            '"Devices":[{"PathOnHost":"/dev/mem"}],"Devices":[{"PathInContainer":"/dev/x"}]}}')
+    denied_by(create(body), "sensitive-device")

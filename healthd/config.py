@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 PREFIX = "dockguard.health."
 KINDS = ("cmd", "tcp", "http")
@@ -97,7 +97,6 @@ class CheckSpec:
     start_period: float = DEFAULT_START_PERIOD
     retries: int = DEFAULT_RETRIES
     exit_on_unhealthy: bool = False
-    labels_hash: str = field(default="", compare=False)
 
     def describe(self) -> str:
         if self.kind == "cmd":

@@ -8,7 +8,8 @@ check carries the watch it was started for, so a result that arrives for a repla
 dropped watch is discarded: a reconnect or a replayed event cannot double a schedule.
 
 exit-on-unhealthy: on the transition into `unhealthy` the container is killed with SIGKILL
-through the API (it exits 137). Docker treats an API kill as a manual stop: its restart
+through the API (it exits 137); if the kill fails, checks go on and the next unhealthy
+result tries again. Docker treats an API kill as a manual stop: its restart
 policy (even `always`) does not bring it back, and the policy itself is left untouched for
 the next `docker start` (a later dockerd restart applies `always` as for any `docker kill`,
 and checks then start again from `starting`). Only containers whose own labels ask for it
@@ -333,7 +334,9 @@ class Service:
             log.info("%s (%s): %s -> %s (FailingStreak %d, last exit %d)", w.name, w.id[:12],
                      before.status, w.health.status, w.health.failing_streak, code)
         self._save(w, force=changed)
-        if machine.turned_unhealthy(before, w.health) and spec.exit_on_unhealthy:
+        # normally this fires on the transition into unhealthy (checks then stop); if the
+        # kill failed, checks went on and the next unhealthy result tries again
+        if w.health.status == machine.UNHEALTHY and spec.exit_on_unhealthy and not w.killed:
             self._exit_on_unhealthy(w)
             return
         self.sched.schedule(w.id, self.loop.time() + spec.interval)
@@ -349,10 +352,21 @@ class Service:
         def kill() -> None:
             try:
                 self.api.kill(w.id, signal="SIGKILL")
-            except Exception as exc:  # noqa: BLE001 - e.g. it already exited
-                log.error("%s (%s): kill failed: %s", w.name, w.id[:12], exc)
+            except Exception as exc:  # noqa: BLE001 - e.g. refused, or it already exited
+                log.error("%s (%s): kill failed: %s", w.name, w.id[:12],
+                          getattr(exc, "explanation", None) or exc)
+                self.loop.call_soon_threadsafe(self._kill_failed, w)
 
         self.loop.run_in_executor(None, kill)
+
+    def _kill_failed(self, w: Watch) -> None:
+        """Keep checking a container we could not kill; the next unhealthy result retries."""
+        if self.watches.get(w.id) is w and w.spec.kind != "engine":
+            w.killed = False
+            self.sched.schedule(w.id, self.loop.time() + w.spec.interval)
+            self._arm()
+        elif self.watches.get(w.id) is w:
+            w.killed = False      # engine: the next health_status event retries
 
     # --- persistence -------------------------------------------------------------------------
     def _save(self, w: Watch, force: bool = True) -> None:

@@ -26,7 +26,11 @@ class AuditLog:
         if msg:
             rec["msg"] = msg
         try:
-            self.stream.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            try:
+                line = json.dumps(rec, ensure_ascii=False) + "\n"
+                self.stream.write(line)
+            except UnicodeEncodeError:  # a lone surrogate from a body: escape it, keep the record
+                self.stream.write(json.dumps(rec) + "\n")
             self.stream.flush()
         except (OSError, ValueError):
             pass  # a closed log must not turn decisions into errors

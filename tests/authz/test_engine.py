@@ -387,3 +387,15 @@ def test_audit_time_is_one_instant(monkeypatch):
     s = io.StringIO()
     audit.AuditLog(s).write(action="a", method="GET", uri="/", container="", decision="allow", rules=[], user="")
     assert json.loads(s.getvalue())["time"] == "1970-01-01T00:00:59.999Z"
+
+
+def test_a_lone_surrogate_from_the_body_does_not_lose_the_audit_record():
+    # Python's json keeps "\ud800" as a lone surrogate (Go makes it U+FFFD); stdout cannot encode it
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
+    engine, _ = make_engine(stream=stream)
+    d = engine.request(envelope("POST", "/containers/create",
+                                '{"Image":"x","Cmd":["true"],"HostConfig":{"Binds":["/etc/\\ud800:/x"]}}'))
+    assert not d.allow and "\ud800" in d.msg
+    rec = json.loads(raw.getvalue().decode())
+    assert rec["decision"] == "deny" and rec["rule"] == "sensitive-mount"

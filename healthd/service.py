@@ -30,7 +30,7 @@ from . import machine
 from .config import CheckSpec, spec_from_labels
 from .events import EventSource, View
 from .machine import Health, Result
-from .probes import (ExecRunner, NetnsSockets, http_probe, open_netns, tcp_finish,
+from .probes import (AsyncExec, ExecRunner, NetnsSockets, http_probe, open_netns, tcp_finish,
                      tcp_result, tcp_start)
 from .scheduler import Scheduler
 from .store import Store, health_from_json, health_to_json
@@ -109,7 +109,10 @@ class Service:
         self.store.open()
         self.loop = asyncio.get_running_loop()
         self.sockets = NetnsSockets()
-        self.execs = ExecRunner(self.client, self._exec_workers)
+        if self.docker_host.startswith("unix://"):
+            self.execs = AsyncExec(self.docker_host[len("unix://"):])
+        else:
+            self.execs = ExecRunner(self.client, self._exec_workers)
         self.api = self.client()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -126,7 +129,11 @@ class Service:
             for t in background:
                 t.cancel()
             self.events.stop()
-            self.execs.kill_running()
+            try:
+                async with asyncio.timeout(5):
+                    await self.execs.shutdown()
+            except TimeoutError:
+                log.warning("could not kill every running check process in time")
             self._pause_all()      # writes what was pending
             self.execs.close()
             self.sockets.close()

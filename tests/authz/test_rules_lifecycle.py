@@ -120,6 +120,9 @@ def test_cp_policy_deny(tmp_path):
     denied_by(decide("PUT", "/containers/web/archive?path=/", policy=pol, containers={"web": {"Config": {"User": "nobody"}}}),
               "cp-nonroot")
     allowed(decide("PUT", "/containers/web/archive?path=/", policy=pol, containers={"web": {"Config": {"User": "root"}}}))
+    # at deny level a failed lookup denies
+    out = decide("PUT", "/containers/web/archive?path=/", policy=pol, fail={"container"})
+    assert "could not look up" in denied_by(out, "cp-nonroot")
 
 
 def test_inflight_limit_rule_itself_checks_nothing():

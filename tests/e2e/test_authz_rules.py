@@ -215,13 +215,18 @@ def test_restart_of_autoremove_container(guarded):
 def test_rename_of_restarting_container(guarded):
     name = uniq("flap")
     allowed(guarded.docker("run", "-d", "--restart", "always", "--name", name, "busybox", "false"))
-    deadline = time.monotonic() + 30
+    # Docker's restart backoff doubles from 100 ms: after 5 restarts the container stays in
+    # "restarting" for over a second, long enough for the plugin's lookup to see it there.
+    deadline = time.monotonic() + 60
+    r = None
     while time.monotonic() < deadline:
-        if guarded.docker("inspect", "-f", "{{.State.Restarting}}", name).stdout.strip() == "true":
+        count, restarting = guarded.docker("inspect", "-f", "{{.RestartCount}} {{.State.Restarting}}",
+                                           name).stdout.split()
+        if int(count) >= 5 and restarting == "true":
             r = guarded.docker("rename", name, uniq("flap2"))
-            if r.returncode != 0:
-                break
+            break
         time.sleep(0.05)
+    assert r is not None, "the container never settled into a long restart backoff"
     denied(r, "rename-restarting")
     steady = uniq("steady")
     allowed(guarded.docker("run", "-d", "--name", steady, "busybox", "sleep", "600"))

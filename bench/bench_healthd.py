@@ -102,7 +102,7 @@ def lag_percentiles(h0: dict, h1: dict, bucket: float) -> tuple[int, dict]:
         acc += diff[b]
         for name, q in list(targets.items()):
             if acc >= q * total:
-                out[name] = (b + 1) * bucket * 1000     # upper edge, ms
+                out[name] = round((b + 1) * bucket * 1000, 2)     # upper edge, ms
                 del targets[name]
     return total, out
 
@@ -159,7 +159,13 @@ def main() -> int:
     try:
         d.start()
         d.import_busybox()
-        print(f"private dockerd at {d.host}; {os.cpu_count()} CPUs", flush=True)
+        load = os.getloadavg()[0]
+        report["loadavg_start"] = round(load, 1)
+        print(f"private dockerd at {d.host}; {os.cpu_count()} CPUs; load average {load:.1f}",
+              flush=True)
+        if load > 1.0:
+            print("  note: the machine is busy with other work; machine-wide CPU figures and "
+                  "lag include it", flush=True)
 
         # ---- idle baseline (daemon up, nothing running) ----
         time.sleep(2)
@@ -237,7 +243,10 @@ def main() -> int:
         else:
             d.remove()
 
+    report["loadavg_end"] = round(os.getloadavg()[0], 1)
     print()
+    print(f"load average: {report.get('loadavg_start')} at start, {report['loadavg_end']} at end "
+          f"(other work on the machine skews machine-wide CPU and lag)")
     print(f"{'':34}{'engine --health-cmd':>22}{'healthd cmd label':>20}")
     if "exec_engine" in report and "exec_healthd" in report:
         e, h = report["exec_engine"], report["exec_healthd"]

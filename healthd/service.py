@@ -160,6 +160,7 @@ class Service:
             self._observe(msg[1])
         elif kind == "gone":
             self._unwatch(msg[1])
+            self._reported.pop(msg[1], None)
             self.store.delete(msg[1])
         elif kind == "disconnected":
             self.connected = False

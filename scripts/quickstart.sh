@@ -46,11 +46,13 @@ install_venv() {
 }
 
 start_lxcfs() {
-  # lxcfs-hook needs a running lxcfs; start one if none runs (no systemd on some hosts).
-  if ! pgrep -x lxcfs >/dev/null 2>&1; then
+  # lxcfs-hook needs a running lxcfs; start one if none answers (no systemd on some hosts).
+  # A mount whose daemon died is stale (ENOTCONN): unmount it first.
+  if ! head -c1 /var/lib/lxcfs/proc/meminfo >/dev/null 2>&1; then
+    umount -l /var/lib/lxcfs 2>/dev/null || true
     mkdir -p /var/lib/lxcfs
-    (lxcfs /var/lib/lxcfs >/var/log/lxcfs.log 2>&1 &)
-    for _ in $(seq 50); do mountpoint -q /var/lib/lxcfs && break; sleep 0.1; done
+    (setsid lxcfs /var/lib/lxcfs >/var/log/lxcfs.log 2>&1 &)
+    for _ in $(seq 100); do head -c1 /var/lib/lxcfs/proc/meminfo >/dev/null 2>&1 && break; sleep 0.1; done
   fi
 }
 

@@ -55,7 +55,7 @@ class NetnsSockets:
     """
 
     def __init__(self) -> None:
-        self._home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        self._home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
     def create(self, nsfd: int) -> socket.socket:
         setns(nsfd)

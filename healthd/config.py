@@ -11,7 +11,8 @@ Labels:
   dockguard.health.interval / .timeout / .start-period   Go durations (`1m30s`, `500ms`)
   dockguard.health.retries            integer
   dockguard.health.exit-on-unhealthy  boolean (Go's strconv.ParseBool spellings)
-0 for an option means its default; negative or malformed values are errors.
+0 or an empty value for an option means its default (the guide's 说明); negative or
+malformed values are errors.
 """
 from __future__ import annotations
 
@@ -149,8 +150,8 @@ def _parse(labels: dict[str, str]) -> tuple[dict, list[str]]:
     for opt, default in (("interval", DEFAULT_INTERVAL), ("timeout", DEFAULT_TIMEOUT),
                          ("start-period", DEFAULT_START_PERIOD)):
         label = PREFIX + opt
-        if label not in hl:
-            continue
+        if label not in hl or hl[label] == "":
+            continue          # the guide: an empty value means the default
         try:
             ns = parse_duration(hl[label])
             if ns < 0:
@@ -161,7 +162,7 @@ def _parse(labels: dict[str, str]) -> tuple[dict, list[str]]:
         except ValueError as exc:
             problems.append(f"{label}={hl[label]!r}: {exc}")
     label = PREFIX + "retries"
-    if label in hl:
+    if hl.get(label, "") != "":
         v = hl[label]
         if not re.fullmatch(r"[+-]?\d+", v.strip() or "x") or v.strip() != v:
             problems.append(f"{label}={v!r}: not an integer")
@@ -172,7 +173,7 @@ def _parse(labels: dict[str, str]) -> tuple[dict, list[str]]:
         else:
             out["retries"] = int(v) or DEFAULT_RETRIES
     label = PREFIX + "exit-on-unhealthy"
-    if label in hl:
+    if hl.get(label, "") != "":
         try:
             out["exit_on_unhealthy"] = parse_bool(hl[label])
         except ValueError as exc:
@@ -192,6 +193,22 @@ def _parse_cmd(value: str) -> tuple[str, ...]:
     if not value.strip():
         raise ValueError("empty command")
     return ("/bin/sh", "-c", value)
+
+
+def container_over_image(labels: dict[str, str], image_labels: dict[str, str] | None
+                         ) -> dict[str, str]:
+    """The guide: only one health configuration is in effect, and the one given at create
+    time overrides the image's. Docker merges image and container labels, so an image's
+    `dockguard.health.cmd` plus a container's `.tcp` would read as two checks: keep the
+    container's own kind and drop the kinds that came from the image."""
+    kinds = [k for k in KINDS if PREFIX + k in labels]
+    if len(kinds) < 2:
+        return labels
+    image_labels = image_labels or {}
+    from_image = {PREFIX + k for k in kinds if image_labels.get(PREFIX + k) == labels[PREFIX + k]}
+    if len(kinds) - len(from_image) != 1:
+        return labels
+    return {k: v for k, v in labels.items() if k not in from_image}
 
 
 def check_labels(labels: dict[str, str]) -> list[str]:

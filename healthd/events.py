@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .config import PREFIX
+from .config import KINDS, PREFIX, container_over_image
 from .store import parse_rfc3339
 
 log = logging.getLogger("healthd.events")
@@ -148,6 +148,16 @@ class EventSource(threading.Thread):
     def _inspect(api, cid: str) -> View | None:
         import docker.errors
         try:
-            return view_from_inspect(api.inspect_container(cid))
+            d = api.inspect_container(cid)
         except docker.errors.NotFound:
             return None
+        v = view_from_inspect(d)
+        if sum(PREFIX + k in v.labels for k in KINDS) > 1:
+            # two check kinds: one may come from the image (the container's own wins)
+            try:
+                img = ((api.inspect_image(d.get("Image") or "").get("Config") or {})
+                       .get("Labels") or {})
+            except docker.errors.APIError:
+                img = {}
+            v = replace(v, labels=container_over_image(v.labels, img))
+        return v

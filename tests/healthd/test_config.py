@@ -45,6 +45,13 @@ def test_defaults_and_zero_means_default():
             spec.exit_on_unhealthy) == (30.0, 30.0, 0.0, 3, False)
 
 
+def test_empty_option_means_default():
+    spec, problems = spec_from_labels({P + "tcp": "80", P + "interval": "", P + "retries": "",
+                                       P + "start-period": "", P + "exit-on-unhealthy": ""})
+    assert problems == [] and spec == CheckSpec(kind="tcp", port=80)
+    assert check_labels({P + "tcp": ""})                      # but a check needs a value
+
+
 def test_full_spec():
     spec, problems = spec_from_labels({
         P + "http": "8080/healthz?x=1", P + "interval": "500ms", P + "timeout": "2s",
@@ -110,3 +117,14 @@ def test_options_only_need_an_engine_healthcheck():
 def test_sidecar_check_wins_over_engine_healthcheck():
     spec, _ = spec_from_labels({P + "tcp": "80"}, engine_healthcheck=True)
     assert spec.kind == "tcp"
+
+
+def test_container_check_overrides_the_images():
+    from healthd.config import container_over_image
+    merged = {P + "cmd": "false", P + "tcp": "80", P + "interval": "1s"}
+    image = {P + "cmd": "false", P + "interval": "5s"}
+    assert container_over_image(merged, image) == {P + "tcp": "80", P + "interval": "1s"}
+    # both from the container itself (or both from the image): still an error
+    assert container_over_image(merged, {}) == merged
+    assert container_over_image(merged, {P + "cmd": "false", P + "tcp": "80"}) == merged
+    assert container_over_image({P + "tcp": "80"}, image) == {P + "tcp": "80"}

@@ -198,3 +198,20 @@ def test_rename_and_destroy_follow_the_container(plain_daemon, sidecar, names):
     run(plain_daemon, "rm", "-f", n2)
     wait_for(lambda: not (sidecar.state_dir / f"{cid}.json").exists(), 5,
              what="state dropped when the container is destroyed")
+
+
+def test_containers_check_overrides_an_image_check_label(plain_daemon, sidecar, names):
+    """The guide: one health configuration in effect; the create-time one wins."""
+    base, n = names("base"), names("ovr")
+    tag = f"busybox:{base}"
+    run(plain_daemon, "create", "--name", base, "busybox", "true")
+    run(plain_daemon, "commit", "--change", "LABEL dockguard.health.cmd=false", base, tag)
+    try:
+        run(plain_daemon, "run", "-d", "--name", n, *labels(tcp="8080", **FAST), tag,
+            "nc", "-ll", "-p", "8080", "-e", "true")
+        h = sidecar.wait_status(n, "healthy", 5)
+        assert sidecar.record(n)["Check"]["Kind"] == "tcp"
+        assert h["Log"][-1]["ExitCode"] == 0
+    finally:
+        plain_daemon.docker("rm", "-f", n)
+        plain_daemon.docker("rmi", tag)

@@ -98,3 +98,38 @@ def test_dockerd_restart(daemon_factory, tmp_path):
         assert sc.proc.poll() is None
     finally:
         sc.stop()
+
+
+def test_corrupt_state_file_is_set_aside_not_trusted(plain_daemon, tmp_path, names):
+    n = names("corrupt")
+    state = tmp_path / "state"
+    sc = Sidecar(plain_daemon, state).start()
+    try:
+        run(plain_daemon, "run", "-d", "--name", n, *labels(cmd="true", interval="300ms"),
+            "busybox", "sleep", "1000")
+        sc.wait_status(n, "healthy", 5)
+    finally:
+        sc.stop()
+    cid = inspect(plain_daemon, n)["Id"]
+    (state / f"{cid}.json").write_text('{"Id": "' + cid + '", "Health": {"Status": "heal')
+    sc2 = Sidecar(plain_daemon, state)
+    sc2.log_path = tmp_path / "second.log"
+    sc2.start()
+    try:
+        aside = wait_for(lambda: list(state.glob(f"{cid}.json.corrupt-*")), 5, what="set aside")
+        assert "corrupt" in sc2.log() and cid in sc2.log()
+        assert aside[0].read_text().endswith('"heal')
+        h = sc2.wait_status(n, "healthy", 5)             # a fresh log, not the torn one
+        assert all(e["ExitCode"] == 0 for e in h["Log"])
+    finally:
+        sc2.stop()
+
+
+def test_unusable_state_dir_fails_clearly(plain_daemon, tmp_path):
+    import subprocess
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    sc = Sidecar(plain_daemon, blocker / "state")
+    res = subprocess.run(sc.argv(), capture_output=True, text=True, timeout=20)
+    assert res.returncode == 1 and "cannot use state dir" in res.stderr
+    assert blocker.read_text() == "not a directory"

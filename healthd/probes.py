@@ -29,6 +29,7 @@ from .machine import EXIT_TIMEOUT, MAX_OUTPUT
 
 log = logging.getLogger("healthd.probes")
 CLONE_NEWNET = 0x40000000
+API_TIMEOUT = 30.0      # a dockerd that does not answer an exec create/inspect in this long
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.setns.argtypes = (ctypes.c_int, ctypes.c_int)
 
@@ -327,11 +328,14 @@ class AsyncExec:
 
     async def run(self, cid: str, argv: tuple[str, ...], timeout: float) -> tuple[int, str]:
         try:
-            status, doc = await self._json("POST", f"/containers/{cid}/exec", {
-                "AttachStdout": True, "AttachStderr": True, "Cmd": list(argv)})
+            async with asyncio.timeout(API_TIMEOUT):
+                status, doc = await self._json("POST", f"/containers/{cid}/exec", {
+                    "AttachStdout": True, "AttachStderr": True, "Cmd": list(argv)})
             if status != 201 or "Id" not in doc:
                 return EXIT_TIMEOUT, f"exec failed: {doc.get('message') or status}"[:MAX_OUTPUT]
             eid = doc["Id"]
+        except TimeoutError:
+            return EXIT_TIMEOUT, f"exec failed: dockerd did not answer within {API_TIMEOUT:g}s"
         except (OSError, asyncio.IncompleteReadError) as exc:
             return EXIT_TIMEOUT, f"exec failed: {exc}"
         out = bytearray()
@@ -361,17 +365,19 @@ class AsyncExec:
             if writer is not None:
                 writer.close()
         try:
-            status, info = await self._json("GET", f"/exec/{eid}/json")
-        except (OSError, asyncio.IncompleteReadError) as exc:
-            return EXIT_TIMEOUT, f"exec inspect failed: {exc}"
+            async with asyncio.timeout(API_TIMEOUT):
+                status, info = await self._json("GET", f"/exec/{eid}/json")
+        except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
+            return EXIT_TIMEOUT, f"exec inspect failed: {exc or 'dockerd did not answer'}"
         code = info.get("ExitCode")
         return (code if isinstance(code, int) else EXIT_TIMEOUT), out.decode("utf-8", "replace")
 
     async def _kill(self, eid: str) -> None:
         """Timed out: kill the exec'd process tree (host pids; the sidecar runs as root)."""
         try:
-            _, info = await self._json("GET", f"/exec/{eid}/json")
-        except (OSError, asyncio.IncompleteReadError) as exc:
+            async with asyncio.timeout(API_TIMEOUT):
+                _, info = await self._json("GET", f"/exec/{eid}/json")
+        except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
             log.warning("timed-out exec %s: inspect failed: %s", eid[:12], exc)
             return
         if info.get("Running") and info.get("Pid"):

@@ -73,6 +73,7 @@ class Spec:
     user: str = ""
     name: str = ""
     networks: list[str] = field(default_factory=list)  # service network targets
+    volumes_from: list[str] = field(default_factory=list)  # container[:ro|rw]
 
 
 def _host_config_into(spec: Spec, hc: Obj | None, path: str) -> None:
@@ -100,6 +101,7 @@ def _host_config_into(spec: Spec, hc: Obj | None, path: str) -> None:
                                    g.string(d, "pathincontainer", path + ".Devices"),
                                    g.string(d, "cgrouppermissions", path + ".Devices") or "rwm"))
     spec.device_cgroup_rules += g.strings(hc, "devicecgrouprules", path) or []
+    spec.volumes_from += g.strings(hc, "volumesfrom", path) or []
     _resources_into(spec, hc, path)
     spec.auto_remove |= g.boolean(hc, "autoremove", path)
     for t in g.string_map(hc, "tmpfs", path):

@@ -78,10 +78,31 @@ REASON = ("host system paths, devices and the docker socket inside a container l
 @rule("sensitive-mount", actions=CONTAINER, reason=REASON, hint=HINT)
 def sensitive_mount(req, spec, ctx):
     out = []
-    for how, src in host_sources(spec, ctx):
+    for how, src in host_sources(spec, ctx) + _inherited_binds(spec, ctx):
         s = sensitive_match(src, ctx) if src else "(empty device)"
         if s:
             out.append(f"{how} (sensitive: {s})")
+    return out
+
+
+def _inherited_binds(spec, ctx) -> list[tuple[str, str]]:
+    """--volumes-from X mounts X's binds too: look X up and list its host sources."""
+    out = []
+    for entry in spec.volumes_from:
+        ref = entry.split(":", 1)[0].strip()
+        if not ref:
+            continue
+        info = ctx.container(ref) or {}
+        for m in info.get("Mounts") or []:
+            kind = m.get("Type") or ""
+            if kind == "bind" and m.get("Source"):
+                out.append((f"--volumes-from {entry} ({m['Source']}:{m.get('Destination', '')})",
+                            m["Source"]))
+            elif kind == "volume" and m.get("Name") and (m.get("Driver") or "local") == "local":
+                opts = (ctx.volume(m["Name"]) or {}).get("Options") or {}
+                if is_bind_opts(opts):
+                    out.append((f"--volumes-from {entry} (volume {m['Name']}, o=bind "
+                                f"device={opts.get('device', '')})", opts.get("device", "")))
     return out
 
 

@@ -30,4 +30,26 @@ def host_namespace(req, spec, ctx):
     out = [f"--{kind} {mode}" for kind, modes in spec.namespaces.items()
            for mode in modes if mode.strip().lower() == "host"]
     out += [f"service network {n}" for n in spec.networks if n.strip().lower() == "host"]
+    out += _inherited_host_namespaces(spec, ctx)
+    return out
+
+
+# The HostConfig field each joinable namespace kind lives in.
+_FIELDS = {"pid": "PidMode", "ipc": "IpcMode", "net": "NetworkMode"}
+
+
+def _inherited_host_namespaces(spec, ctx) -> list[str]:
+    """`--net container:X` joins X's namespace: if X runs in the host's (it was made before
+    dockguard, or under another policy), joining it is joining the host's."""
+    out = []
+    for kind, modes in spec.namespaces.items():
+        for mode in modes:
+            m = mode.strip()
+            if kind not in _FIELDS or not m.lower().startswith("container:"):
+                continue
+            ref = m.split(":", 1)[1]
+            info = ctx.container(ref) if ref else None
+            theirs = ((info or {}).get("HostConfig") or {}).get(_FIELDS[kind]) or ""
+            if theirs.strip().lower() == "host":
+                out.append(f"--{kind} {m} (that container uses the host's {kind} namespace)")
     return out

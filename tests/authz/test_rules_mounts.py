@@ -198,3 +198,28 @@ def test_repeated_mounts_list_merges_as_in_go():
     body = ('{"Image":"x","Cmd":["true"],"HostConfig":{'
             '"Devices":[{"PathOnHost":"/dev/mem"}],"Devices":[{"PathInContainer":"/dev/x"}]}}')
     denied_by(create(body), "sensitive-device")
+
+
+# --volumes-from X inherits X's binds (made before dockguard, or under another policy)
+FROM = {
+    "etcbinder": {"Mounts": [{"Type": "bind", "Source": "/etc", "Destination": "/x"}]},
+    "databinder": {"Mounts": [{"Type": "bind", "Source": "/srv/data", "Destination": "/d"},
+                              {"Type": "volume", "Name": "plainvol", "Source": "/var/lib/docker/volumes/plainvol/_data",
+                               "Destination": "/v", "Driver": "local"}]},
+    "volbinder": {"Mounts": [{"Type": "volume", "Name": "etcvol", "Driver": "local", "Destination": "/v",
+                              "Source": "/var/lib/docker/volumes/etcvol/_data"}]},
+}
+VOLS = {"etcvol": {"Driver": "local", "Options": {"type": "none", "o": "bind", "device": "/etc"}},
+        "plainvol": {"Driver": "local", "Options": {}}}
+
+
+@pytest.mark.parametrize("ref", ["etcbinder", "etcbinder:ro", "volbinder"])
+def test_volumes_from_a_container_with_sensitive_binds(ref):
+    body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"VolumesFrom": [ref]}}
+    out = create_problems("sensitive-mount", body, containers=FROM, volumes=VOLS)
+    assert out and f"--volumes-from {ref}" in out[0] and "(sensitive: /etc)" in out[0]
+
+
+def test_volumes_from_a_container_with_benign_mounts():
+    body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"VolumesFrom": ["databinder:rw"]}}
+    assert not create_problems("sensitive-mount", body, containers=FROM, volumes=VOLS)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import allowed, create, create_problems, decide, denied_by, hc, problems
+from authz.context import LookupFailed
+
+from .helpers import FakeContext, allowed, create, create_problems, decide, denied_by, hc, problems
 
 
 def test_privileged_create():
@@ -94,3 +96,24 @@ def test_build_network_host():
     allowed(decide("POST", "/build?networkmode=default"))
     allowed(decide("POST", "/build"))
     assert problems("host-namespace", "POST", "/build?networkmode=none") is None
+
+
+# --net/--pid/--ipc container:X joins X's namespace: X on the host's is the host's
+HOSTY = {"hostnet": {"HostConfig": {"NetworkMode": "host", "PidMode": "host", "IpcMode": "host"}},
+         "plain": {"HostConfig": {"NetworkMode": "bridge", "PidMode": "", "IpcMode": "private"}}}
+
+
+@pytest.mark.parametrize("field,flag", [("NetworkMode", "net"), ("PidMode", "pid"), ("IpcMode", "ipc")])
+def test_joining_a_container_that_uses_the_host_namespace(field, flag):
+    body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {field: "container:hostnet"}}
+    out = create_problems("host-namespace", body, containers=HOSTY)
+    assert out and f"--{flag} container:hostnet (that container uses the host's {flag} namespace)" in out[0]
+    body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {field: "container:plain"}}
+    assert not create_problems("host-namespace", body, containers=HOSTY)
+
+
+def test_joining_a_container_needs_its_lookup_and_fails_closed():
+    body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "container:x"}}
+    ctx = FakeContext(fail={"container"})
+    with pytest.raises(LookupFailed):
+        create_problems("host-namespace", body, ctx=ctx)

@@ -227,3 +227,28 @@ def test_named_volume_made_earlier_with_bind_is_checked_at_use(strict):
     assert DENIED in r.stderr and "[sensitive-mount]" in r.stderr
     r = strict.docker("create", "-v", f"plain-{vol}:/x", "busybox", "true")  # a new, plain volume
     assert r.returncode == 0, r.stderr
+
+
+def test_containers_made_before_dockguard_cannot_be_used_as_a_back_door(daemon_factory):
+    """A daemon that ran unguarded has a host-network container and one binding /etc; once
+    dockguard guards it, joining the first or inheriting the second's volumes is refused."""
+    from authz.launch import PluginProcess
+    d = daemon_factory()
+    assert d.docker("create", "--name", "hostnetc", "--net", "host", "busybox", "sleep", "600").returncode == 0
+    assert d.docker("create", "--name", "etcc", "-v", "/etc:/x", "busybox", "true").returncode == 0
+    assert d.docker("create", "--name", "plainc", "busybox", "true").returncode == 0
+    name = "dg-test-late-" + d.base.name
+    p = PluginProcess(name, docker_host=d.host, log_path=d.base / "plugin.log")
+    p.start()
+    try:
+        d.authz_plugins = [name]
+        d.restart()
+        r = d.docker("create", "--net", "container:hostnetc", "busybox", "true")
+        assert DENIED in r.stderr and "[host-namespace]" in r.stderr and "hostnetc" in r.stderr, r.stderr
+        r = d.docker("create", "--volumes-from", "etcc", "busybox", "true")
+        assert DENIED in r.stderr and "[sensitive-mount]" in r.stderr and "/etc" in r.stderr, r.stderr
+        r = d.docker("create", "--volumes-from", "plainc", "busybox", "true")
+        assert r.returncode == 0, r.stderr
+    finally:
+        d.stop()
+        p.stop()

@@ -77,6 +77,20 @@ def _form_body(req: AuthzRequest) -> bool:
     return not (isinstance(length, str) and length.strip() == "0")
 
 
+# Bodiless POSTs whose rules read query values (name, t, signal). A body we are not shown
+# may be a form whose values Go reads before the query's, whatever Content-Type we are shown
+# (dockerd passes the last of repeated headers; Go parses by the first).
+QUERY_ONLY_ACTIONS = frozenset({"container.rename", "container.stop", "container.restart",
+                                "container.kill"})
+
+
+def _unseen_body(req: AuthzRequest) -> bool:
+    if req.action not in QUERY_ONLY_ACTIONS or req.method != "POST" or req.body_raw:
+        return False
+    length = next((v for k, v in req.headers.items() if str(k).lower() == "content-length"), None)
+    return isinstance(length, str) and length.strip() not in ("", "0")
+
+
 class Engine:
     def __init__(self, policy: Policy, daemon: DaemonClient | None = None,
                  host: HostFacts | None = None, audit: AuditLog | None = None,
@@ -107,7 +121,7 @@ class Engine:
             return Decision(True)
         spec = None
         try:
-            if _form_body(req):
+            if _form_body(req) or _unseen_body(req):
                 return self._deny_malformed(req, "a form-encoded body overrides the URL's query "
                                                  "parameters in dockerd and is not passed to plugins")
             if req.action in BODY_ACTIONS and not req.body_raw:

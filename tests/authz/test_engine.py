@@ -399,3 +399,16 @@ def test_a_lone_surrogate_from_the_body_does_not_lose_the_audit_record():
     assert not d.allow and "\ud800" in d.msg
     rec = json.loads(raw.getvalue().decode())
     assert rec["decision"] == "deny" and rec["rule"] == "sensitive-mount"
+
+
+@pytest.mark.parametrize("uri", ["/v1.41/containers/web/rename?name=web2", "/v1.41/containers/web/stop?t=5",
+                                 "/v1.41/containers/web/restart", "/v1.41/containers/web/kill"])
+def test_unseen_body_on_query_only_routes_is_denied(uri):
+    """Two Content-Type headers: dockerd shows us the last (JSON) and parses by the first (a
+    form): a body we cannot see may carry the query values dockerd will use."""
+    headers = {"Content-Type": "application/json", "Content-Length": "40"}
+    out = decide("POST", uri, headers=headers, containers={"web": {"State": {}, "HostConfig": {}}})
+    assert not out.allow and "malformed-request" in out.rules
+    headers = {"Content-Type": "text/plain", "Content-Length": "0"}
+    out = decide("POST", uri, headers=headers, containers={"web": {"State": {}, "HostConfig": {}}})
+    assert "malformed-request" not in out.rules

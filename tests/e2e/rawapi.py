@@ -7,12 +7,12 @@ import socket
 
 def raw(sock_path, method: str, target: str, body: bytes | str | None = None,
         content_type: str | None = "application/json", timeout: float = 60.0,
-        expect_continue: bool = False) -> tuple[int, str]:
+        expect_continue: bool = False, headers: list[str] | None = None) -> tuple[int, str]:
     """One request; with `expect_continue` the body is sent only if the server asks for it
     (Go answers a handler that never reads the body without waiting for it)."""
     if isinstance(body, str):
         body = body.encode()
-    head = [f"{method} {target} HTTP/1.1", "Host: docker", "Connection: close"]
+    head = [f"{method} {target} HTTP/1.1", "Host: docker", "Connection: close"] + list(headers or [])
     if body is not None:
         head.append(f"Content-Length: {len(body)}")
         if content_type:

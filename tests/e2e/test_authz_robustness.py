@@ -252,3 +252,17 @@ def test_containers_made_before_dockguard_cannot_be_used_as_a_back_door(daemon_f
     finally:
         d.stop()
         p.stop()
+
+
+def test_form_body_smuggled_behind_a_second_content_type(guarded):
+    """Go parses the form by the first Content-Type; dockerd shows the plugin the last. The
+    name in the body would win over the query's: the plugin must not judge the query alone."""
+    victim = guarded.docker("create", "busybox", "true").stdout.strip()
+    other = f"sm-{uuid.uuid4().hex[:6]}x"
+    assert guarded.docker("create", "--name", other, "busybox", "true").returncode == 0
+    body = f"name={victim[:8]}"
+    status, text = raw(guarded.daemon.socket, "POST", f"/v1.41/containers/{other}/rename?name=benign{other}",
+                       body, content_type=None,
+                       headers=["Content-Type: application/x-www-form-urlencoded", "Content-Type: application/json"])
+    assert status == 403 and "[malformed-request]" in text, text
+    assert guarded.docker("inspect", "-f", "{{.Name}}", other).stdout.strip() == f"/{other}"

@@ -104,7 +104,10 @@ class PrivateDaemon:
 
     @property
     def namespace(self) -> str:
-        return "dg-" + self.base.name
+        """containerd namespaces must match [A-Za-z0-9]+([._-][A-Za-z0-9]+)*: a temp dir name
+        may hold '_' at its ends, so derive the namespace from a digest of the path."""
+        import hashlib
+        return "dg-" + hashlib.sha1(str(self.base).encode()).hexdigest()[:16]
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -14,6 +14,7 @@ COMPONENTS = (
     ("hookspec", "hookbin.cli"),
     ("healthd", "healthd.cli"),
     ("sandbox", "dockguard.sandbox"),
+    ("install", "dockguard.install"),
 )
 
 

@@ -54,7 +54,7 @@ def _unseen_start_body(req: AuthzRequest) -> bool:
     over 7, or chunked) that it did not forward to us (chunked or over its 1 MiB limit)."""
     if req.version is None or not _version_less(req.version, (1, 24)):
         return False  # dockerd refuses a start body from API 1.24 on
-    length = next((v for k, v in req.headers.items() if str(k).lower() == "content-length"), None)
+    length = req.header("content-length")
     if not isinstance(length, str) or not length.strip().isascii() or not length.strip().isdigit():
         return True  # chunked (Go drops Content-Length then) or unreadable: assume a body
     return int(length.strip()) > 7
@@ -70,10 +70,10 @@ def _form_body(req: AuthzRequest) -> bool:
     shown can be checked: dockerd passes the last of repeated headers, Go reads the first."""
     if req.method not in ("POST", "PUT", "PATCH"):
         return False
-    ct = next((v for k, v in req.headers.items() if str(k).lower() == "content-type"), None)
+    ct = req.header("content-type")
     if not isinstance(ct, str) or ct.split(";", 1)[0].strip().lower() not in _FORM_TYPES:
         return False
-    length = next((v for k, v in req.headers.items() if str(k).lower() == "content-length"), None)
+    length = req.header("content-length")
     return not (isinstance(length, str) and length.strip() == "0")
 
 
@@ -87,7 +87,7 @@ QUERY_ONLY_ACTIONS = frozenset({"container.rename", "container.stop", "container
 def _unseen_body(req: AuthzRequest) -> bool:
     if req.action not in QUERY_ONLY_ACTIONS or req.method != "POST" or req.body_raw:
         return False
-    length = next((v for k, v in req.headers.items() if str(k).lower() == "content-length"), None)
+    length = req.header("content-length")
     return isinstance(length, str) and length.strip() not in ("", "0")
 
 

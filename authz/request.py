@@ -131,6 +131,11 @@ class AuthzRequest:
         v = self.query.get(name)
         return v[0] if v else ""
 
+    def header(self, name: str):
+        """A request header as dockerd passed it (any case of the name), or None."""
+        low = name.lower()
+        return next((v for k, v in self.headers.items() if str(k).lower() == low), None)
+
     def q_bool(self, name: str) -> bool:
         """httputils.BoolValue: anything but '', 0, no, false, none (trimmed, any case).
 

@@ -37,6 +37,8 @@ class DaemonClient:
         self.timeout = timeout
         self._api = None
         self._root: str | None = None
+        self._root_paths: frozenset[str] | None = None
+        self._socket_paths: frozenset[str] | None = None
 
     @property
     def api(self):
@@ -89,6 +91,21 @@ class DaemonClient:
                 raise LookupFailed("the daemon did not report its DockerRootDir")
             self._root = root
         return self._root
+
+    def socket_paths(self) -> frozenset[str]:
+        """The daemon's socket and the standard ones, as given and resolved (once per process)."""
+        if self._socket_paths is None:
+            sock = self.socket_path()
+            socks = ((sock,) if sock else ()) + DEFAULT_SOCKETS
+            self._socket_paths = frozenset(socks) | {os.path.realpath(x) for x in socks}
+        return self._socket_paths
+
+    def root_paths(self) -> frozenset[str]:
+        """Docker's root, as reported and resolved (asked and resolved once per process)."""
+        if self._root_paths is None:
+            root = self.docker_root()
+            self._root_paths = frozenset({root, os.path.realpath(root)})
+        return self._root_paths
 
 
 class HostFacts:
@@ -192,17 +209,11 @@ class RequestContext:
         return self._memoised(("sp",), self._static_paths)
 
     def _static_paths(self):
-        paths = set(self.lists.sensitive_paths)
-        sock = self._daemon.socket_path()
-        for s in (sock,) + DEFAULT_SOCKETS if sock else DEFAULT_SOCKETS:
-            paths.add(s)
-            paths.add(os.path.realpath(s))
-        return frozenset(paths)
+        return frozenset(self.lists.sensitive_paths) | self._daemon.socket_paths()
 
     def daemon_paths(self):
-        """This daemon's own root (asked once per process): sensitive wherever it is."""
-        root = self.docker_root()
-        return frozenset({root, os.path.realpath(root)})
+        """This daemon's own root: sensitive wherever it is."""
+        return self._daemon.root_paths()
 
     def realpath(self, path):
         return self._host.realpath(path)

@@ -10,8 +10,11 @@ from authz.context import DEFAULT_SOCKETS, DaemonClient, HostFacts, LookupFailed
 from .helpers import default_policy
 
 
-class CountingDaemon:
+class CountingDaemon(DaemonClient):
+    """DaemonClient with its lookups replaced by counted plain data (its path caches kept)."""
+
     def __init__(self, root="/var/lib/docker", sock="/run/custom/docker.sock"):
+        super().__init__()
         self.calls = []
         self.root = root
         self.sock = sock

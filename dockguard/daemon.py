@@ -6,10 +6,13 @@ tears it all down (containers, the daemon, its containerd).
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tarfile
 import tempfile
@@ -51,7 +54,6 @@ def busybox_rootfs_tar(dest: Path, busybox: str | None = None) -> Path:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mode = 0o644
-            import io
             tar.addfile(info, io.BytesIO(data))
 
         for d in ("bin", "etc", "dev", "proc", "sys", "root", "var", "run"):
@@ -106,7 +108,6 @@ class PrivateDaemon:
     def namespace(self) -> str:
         """containerd namespaces must match [A-Za-z0-9]+([._-][A-Za-z0-9]+)*: a temp dir name
         may hold '_' at its ends, so derive the namespace from a digest of the path."""
-        import hashlib
         return "dg-" + hashlib.sha1(str(self.base).encode()).hexdigest()[:16]
 
     def env(self) -> dict[str, str]:
@@ -165,9 +166,8 @@ class PrivateDaemon:
 
     def ping(self) -> bool:
         """GET /_ping over the socket (authz plugins are asked about it too)."""
-        import socket as _s
         try:
-            with _s.socket(_s.AF_UNIX, _s.SOCK_STREAM) as s:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                 s.settimeout(2)
                 s.connect(str(self.socket))
                 s.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")

@@ -16,8 +16,14 @@ def hook_spec(req, spec, ctx):
     value = spec.labels.get(LABEL)
     if value is None:
         return None
+    return check_hook_spec(value, ctx)
+
+
+def check_hook_spec(value: str, ctx) -> list[str]:
+    """Problems with a `dockguard.hook-spec` value, wherever it is given (label or
+    annotation: authz/rules/annotations.py calls this too)."""
     try:
         from hookbin.spec import check_label
     except ImportError:
-        return ["hook-spec label given but hookbin's validation is not installed"]
+        return ["hook-spec given but hookbin's validation is not installed"]
     return list(check_label(value, ctx.docker_root()))

@@ -112,6 +112,13 @@ class HostFacts:
     """Facts read from this host's filesystem, where dockerd runs too."""
 
     _blkio: bool | None = None
+    _cgroup_v2: bool | None = None
+
+    def cgroup_v2(self) -> bool:
+        """A unified (v2) cgroup hierarchy: there dockerd's default cgroupns is private."""
+        if self._cgroup_v2 is None:
+            self._cgroup_v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+        return self._cgroup_v2
 
     def realpath(self, path: str) -> str:
         try:
@@ -229,3 +236,6 @@ class RequestContext:
 
     def blkio_weight_supported(self):
         return self._host.blkio_weight_supported()
+
+    def cgroup_v2(self):
+        return self._host.cgroup_v2()

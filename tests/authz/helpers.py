@@ -38,7 +38,8 @@ class FakeContext(RequestContext):
 
     def __init__(self, *, lists=None, containers=None, container_ids=None, image_configs=None,
                  plugins=None, volumes=None, docker_root="/var/lib/docker", realpaths=None, regular_files=(),
-                 device_nodes=None, schedulers=None, blkio=True, self_names=(), fail=()):
+                 device_nodes=None, schedulers=None, blkio=True, self_names=(), fail=(),
+                 cgroup_v2=True):
         super().__init__(lists or default_policy().lists, daemon=None, host=None,
                          self_names=frozenset(self_names))
         self.containers = dict(containers or {})
@@ -52,6 +53,7 @@ class FakeContext(RequestContext):
         self.device_nodes = dict(device_nodes or {})
         self.schedulers = dict(schedulers or {})
         self.blkio = blkio
+        self.cgroup2 = cgroup_v2
         self.fail = set(fail)
         self.calls: list[tuple] = []
 
@@ -108,6 +110,9 @@ class FakeContext(RequestContext):
 
     def blkio_weight_supported(self):
         return self.blkio
+
+    def cgroup_v2(self):
+        return self.cgroup2
 
 
 def _body_bytes(body) -> bytes:

@@ -10,6 +10,7 @@ which dockerd would report as a plugin failure instead of our message.
 from __future__ import annotations
 
 import json
+import sys
 import traceback
 
 from flask import Flask, Response, request
@@ -22,8 +23,39 @@ _ACTIVATE = json.dumps({"Implements": ["authz"]})
 _ALLOW = json.dumps(Decision(True).as_json())
 
 
-def create_app(engine: Engine) -> Flask:
+class LiveEngine:
+    """The engine the app answers with, swapped whole on a policy reload.
+
+    `rebuild(old)` returns a new Engine from the policy file, or raises (PolicyError) when the
+    file is wrong: then the last good engine stays and the reason is logged. A swap is one
+    attribute store, so a request sees either the old engine or the new one, never a mix.
+    """
+
+    def __init__(self, engine: Engine, rebuild=None):
+        self.engine = engine
+        self.rebuild = rebuild
+
+    def reload(self) -> bool:
+        if self.rebuild is None:
+            print("dockguard authz: reload: no policy file to reload (built-in policy)",
+                  file=sys.stderr, flush=True)
+            return False
+        try:
+            new = self.rebuild(self.engine)
+        except Exception as exc:  # noqa: BLE001 - keep serving with the last good policy
+            print(f"dockguard authz: reload failed, keeping policy {self.engine.policy.source}: {exc}",
+                  file=sys.stderr, flush=True)
+            return False
+        self.engine = new
+        print(f"dockguard authz: policy reloaded from {new.policy.source}", file=sys.stderr, flush=True)
+        return True
+
+
+def create_app(engine: Engine, rebuild=None) -> Flask:
+    """The plugin app; `app.extensions["dockguard"]` is its LiveEngine (reload() on SIGHUP)."""
     app = Flask("dockguard-authz")
+    live = LiveEngine(engine, rebuild)
+    app.extensions["dockguard"] = live
     # The envelope carries the body base64-encoded, plus headers.
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY * 2
 
@@ -37,7 +69,7 @@ def create_app(engine: Engine) -> Flask:
     @app.post("/AuthZPlugin.AuthZReq")
     def authz_req():
         try:
-            decision = engine.request(request.get_data(cache=False))
+            decision = live.engine.request(request.get_data(cache=False))
         except RequestEntityTooLarge as exc:  # raised by get_data: the clear message, not "internal"
             return too_large(exc)
         except Exception as exc:  # noqa: BLE001 - fail closed with a message, never a 500
@@ -50,7 +82,7 @@ def create_app(engine: Engine) -> Flask:
     @app.post("/AuthZPlugin.AuthZRes")
     def authz_res():
         try:
-            engine.response(request.get_data(cache=False))
+            live.engine.response(request.get_data(cache=False))
         except Exception:  # noqa: BLE001 - the response is already made; only bookkeeping failed
             traceback.print_exc()
         return reply(_ALLOW)

@@ -5,6 +5,8 @@ import json
 import sys
 import time
 
+from dockguard import __version__
+
 
 class AuditLog:
     def __init__(self, stream=None):
@@ -22,6 +24,7 @@ class AuditLog:
             "rule": rules[0] if len(rules) == 1 else (rules or None),
             "decision": decision,
             "user": user or None,
+            "version": __version__,  # which dockguard decided: records outlive upgrades
         }
         if msg:
             rec["msg"] = msg

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 
@@ -10,9 +11,10 @@ def register(sub, name):
     s = p.add_subparsers(dest="authz_cmd", required=True, metavar="COMMAND")
 
     serve = s.add_parser("serve", help="serve the plugin on a unix socket")
-    serve.add_argument("--socket", required=True,
+    serve.add_argument("--socket",
                        help="unix socket path; under /run/docker/plugins/NAME.sock dockerd finds it "
-                            "as --authorization-plugin=NAME")
+                            "as --authorization-plugin=NAME (not needed when systemd passes the "
+                            "socket: dockguard-authz.socket)")
     serve.add_argument("--policy", help="TOML policy file (default: the built-in policy)")
     serve.add_argument("--docker-host", help="daemon URL for lookups (default: DOCKER_HOST, "
                                              "else the standard socket)")
@@ -21,6 +23,9 @@ def register(sub, name):
     serve.add_argument("--worker-class", default="gevent", choices=("gevent", "gthread", "sync"))
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--threads", type=int, default=8)
+    serve.add_argument("--worker-tmp-dir", default=os.environ.get("RUNTIME_DIRECTORY"),
+                       help="gunicorn's worker heartbeat dir (default: $RUNTIME_DIRECTORY under "
+                            "systemd, else the system temp dir)")
     serve.set_defaults(func=cmd_serve)
 
     check = s.add_parser("check", help="dry-run the policy against a request (the JSON dockerd sends)")
@@ -47,27 +52,50 @@ def _policy(path):
 
 
 def cmd_serve(args) -> int:
-    import os
-    policy = _policy(args.policy)  # fail before binding the socket
+    from .policy import PolicyError, load
+    from .serve import serve, systemd_socket
+    if not args.socket and not systemd_socket():
+        print("dockguard authz serve: --socket is required (unless systemd passes the socket)",
+              file=sys.stderr)
+        return 2
+    state = {"policy": _policy(args.policy)}  # fail before binding the socket
     names = set(args.plugin_name)
-    base = os.path.basename(args.socket)
+    base = os.path.basename(args.socket or "")
     if base.endswith(".sock"):
         names.add(base[:-5])
     docker_host = args.docker_host
 
-    def factory():
-        from .app import create_app
+    def build(policy, inflight=None):
         from .context import DaemonClient
         from .engine import Engine
         engine = Engine(policy, DaemonClient(docker_host, timeout=policy.lookup_timeout),
                         self_names=frozenset(names))
-        return create_app(engine)
+        if inflight is not None:  # requests admitted under the old policy still finish
+            engine.inflight = inflight
+        return engine
 
-    from .serve import serve
-    print(json.dumps({"dockguard": "authz", "socket": args.socket, "policy": policy.source,
+    def rebuild(old):  # in the worker, on SIGHUP
+        return build(load(args.policy), old.inflight)
+
+    def factory():  # in each (re)spawned worker: the master's last good policy
+        from .app import create_app
+        return create_app(build(state["policy"]), rebuild if args.policy else None)
+
+    def on_hup():  # in the master: a worker respawned later starts with the new policy
+        if not args.policy:
+            return
+        try:
+            state["policy"] = load(args.policy)
+        except PolicyError as exc:
+            print(f"dockguard authz: reload failed, keeping the last good policy: {exc}",
+                  file=sys.stderr, flush=True)
+
+    from dockguard import __version__
+    print(json.dumps({"dockguard": "authz", "version": __version__,
+                      "socket": args.socket or "(from systemd)", "policy": state["policy"].source,
                       "worker_class": args.worker_class}), flush=True)
     serve(args.socket, factory, worker_class=args.worker_class, workers=args.workers,
-          threads=args.threads)
+          threads=args.threads, on_hup=on_hup, worker_tmp_dir=args.worker_tmp_dir)
     return 0
 
 

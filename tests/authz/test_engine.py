@@ -25,7 +25,8 @@ def test_plain_read_is_allowed_and_logged():
     rec = out.record
     assert TIME.match(rec["time"]), rec["time"]
     assert rec == {"time": rec["time"], "action": "read", "method": "GET", "uri": "/v1.41/containers/json",
-                   "container": "", "rule": None, "decision": "allow", "user": "alice"}
+                   "container": "", "rule": None, "decision": "allow", "user": "alice",
+                   "version": __import__("dockguard").__version__}
 
 
 def test_benign_create_is_allowed():

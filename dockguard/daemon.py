@@ -3,13 +3,19 @@
 Used by the test fixtures, the benchmarks and the README's sandbox. It never touches a
 system-wide daemon: everything it creates lives under one base directory, and `stop()`
 tears it all down (containers, the daemon, its containerd).
+
+The engine is `dockerd` on PATH, or the one named by DOCKGUARD_DOCKERD (e.g. Debian 13's
+26.x unpacked by scripts/get-docker-engine.sh): the docker CLI, docker-proxy, docker-init
+and CLI plugins (docker-buildx) of the same install tree then come first (see `Engine`).
 """
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -25,8 +31,101 @@ PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexisten
 GROUP = "root:x:0:\nnogroup:x:65534:\n"
 
 
+ENGINE_ENV = "DOCKGUARD_DOCKERD"
+
+# dockerd release -> the API version it speaks (moby's api/common.go, per release branch).
+API_OF_RELEASE = {
+    "20.10": "1.41", "23.0": "1.42", "24.0": "1.43", "25.0": "1.44", "26.0": "1.45",
+    "26.1": "1.45", "27.0": "1.46", "27.1": "1.46", "27.2": "1.47", "27.3": "1.47",
+    "27.4": "1.47", "27.5": "1.47", "28.0": "1.48", "28.1": "1.49", "28.2": "1.50",
+    "28.3": "1.51", "28.4": "1.51", "28.5": "1.51",
+}
+_VERSIONS: dict[str, str] = {}
+
+
 class DaemonError(RuntimeError):
     """The private daemon could not be started or driven."""
+
+
+def version_tuple(v: str) -> tuple[int, ...]:
+    """'1.45' -> (1, 45); '26.1.5+dfsg1' -> (26, 1, 5)."""
+    return tuple(int(x) for x in re.findall(r"\d+", v.split("+")[0].split("-")[0]))
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Which dockerd, and the tools of its install tree.
+
+    DOCKGUARD_DOCKERD=/x/usr/sbin/dockerd makes /x the tree: /x/usr/sbin, /x/usr/bin, /x/sbin
+    and /x/bin go first on PATH (the CLI, docker-proxy, docker-init, containerd when shipped
+    there) and /x/usr/libexec/docker/cli-plugins (docker-buildx) is linked into the private
+    DOCKER_CONFIG. Unset (or a dockerd under /), the host's PATH decides as usual.
+    """
+
+    dockerd: str
+    tree: Path | None = None
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None) -> "Engine":
+        chosen = (environ if environ is not None else os.environ).get(ENGINE_ENV, "").strip()
+        if not chosen:
+            return cls(shutil.which("dockerd") or "dockerd")
+        path = Path(chosen).absolute()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise DaemonError(f"{ENGINE_ENV}={chosen}: not an executable file "
+                              "(scripts/get-docker-engine.sh fetches Debian 13's 26.x)")
+        parent = path.parent
+        tree = parent.parent if parent.name in ("sbin", "bin") else parent
+        if tree.name == "usr":
+            tree = tree.parent
+        return cls(str(path), None if tree == Path("/") else tree)
+
+    def bin_dirs(self) -> list[str]:
+        if self.tree is None:
+            return []
+        return [str(self.tree / d) for d in ("usr/sbin", "usr/bin", "sbin", "bin") if (self.tree / d).is_dir()]
+
+    def path(self, base: str | None = None) -> str:
+        base = os.environ.get("PATH", os.defpath) if base is None else base
+        return os.pathsep.join(self.bin_dirs() + ([base] if base else []))
+
+    @property
+    def cli(self) -> str:
+        """The docker CLI to drive this engine with: the tree's, else the one on PATH."""
+        return shutil.which("docker", path=self.path()) or "docker"
+
+    def cli_plugins(self) -> list[Path]:
+        if self.tree is None:
+            return []
+        out = []
+        for d in ("usr/libexec/docker/cli-plugins", "usr/lib/docker/cli-plugins"):
+            if (self.tree / d).is_dir():
+                out += sorted(p for p in (self.tree / d).iterdir() if p.name.startswith("docker-"))
+        return out
+
+    def version(self) -> str:
+        """The engine's release, from `dockerd --version` (e.g. '26.1.5')."""
+        if self.dockerd in _VERSIONS:
+            return _VERSIONS[self.dockerd]
+        try:
+            out = subprocess.run([self.dockerd, "--version"], capture_output=True, text=True, timeout=30).stdout
+        except OSError as e:
+            raise DaemonError(f"{self.dockerd}: {e}") from None
+        m = re.search(r"version v?(\d+\.\d+\.\d+)", out)
+        if not m:
+            raise DaemonError(f"{self.dockerd} --version: unexpected output {out!r}")
+        _VERSIONS[self.dockerd] = m.group(1)
+        return m.group(1)
+
+    def api_version(self) -> str | None:
+        """The API version this release speaks, when known without starting it (else None:
+        start one and ask `PrivateDaemon.version()`)."""
+        major_minor = ".".join(self.version().split(".")[:2])
+        return API_OF_RELEASE.get(major_minor)
+
+    def describe(self) -> str:
+        api = self.api_version()
+        return f"dockerd {self.version()} (API {api or '?'}) at {self.dockerd}, CLI {self.cli}"
 
 
 def find_busybox() -> str:
@@ -72,6 +171,17 @@ def busybox_rootfs_tar(dest: Path, busybox: str | None = None) -> Path:
     return dest
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float):
+        super().__init__("docker", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
 @dataclass
 class PrivateDaemon:
     """One dockerd of our own. `base` should be short: unix socket paths are capped at 108 bytes."""
@@ -81,8 +191,12 @@ class PrivateDaemon:
     runtimes: dict[str, dict] = field(default_factory=dict)
     default_runtime: str | None = None
     extra_args: list[str] = field(default_factory=list)
-    dockerd: str = "dockerd"
+    dockerd: str | None = None          # None: DOCKGUARD_DOCKERD, else dockerd on PATH
     proc: subprocess.Popen | None = None
+
+    @property
+    def engine(self) -> Engine:
+        return Engine(self.dockerd) if self.dockerd else Engine.from_env()
 
     @property
     def socket(self) -> Path:
@@ -115,11 +229,12 @@ class PrivateDaemon:
         env["DOCKER_HOST"] = self.host
         env.pop("DOCKER_CONTEXT", None)
         env["DOCKER_CONFIG"] = str(self.base / "client")
+        env["PATH"] = self.engine.path(env.get("PATH", os.defpath))
         return env
 
     def argv(self) -> list[str]:
         args = [
-            self.dockerd,
+            self.engine.dockerd,
             "--config-file", str(self.base / "daemon.json"),
             "--data-root", str(self.data_root),
             "--exec-root", str(self.exec_root),
@@ -144,15 +259,30 @@ class PrivateDaemon:
             conf["default-runtime"] = self.default_runtime
         (self.base / "daemon.json").write_text(json.dumps(conf, indent=2))
 
+    def link_cli_plugins(self) -> None:
+        """The engine tree's CLI plugins (docker-buildx) in our DOCKER_CONFIG, found first."""
+        plugins = self.engine.cli_plugins()
+        if not plugins:
+            return
+        d = self.base / "client" / "cli-plugins"
+        d.mkdir(parents=True, exist_ok=True)
+        for p in plugins:
+            link = d / p.name
+            if not link.is_symlink() or os.readlink(link) != str(p):
+                link.unlink(missing_ok=True)
+                link.symlink_to(p)
+
     def start(self, timeout: float = 60.0) -> "PrivateDaemon":
-        if shutil.which(self.dockerd) is None:
-            raise DaemonError(f"{self.dockerd} not found: apt-get install -y docker.io containerd runc")
+        engine = self.engine
+        if shutil.which(engine.dockerd) is None:
+            raise DaemonError(f"{engine.dockerd} not found: apt-get install -y docker.io containerd runc")
         self.base.mkdir(parents=True, exist_ok=True)
         (self.base / "client").mkdir(exist_ok=True)
+        self.link_cli_plugins()
         self.write_config()
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     env=self.env(), start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -176,6 +306,26 @@ class PrivateDaemon:
         except OSError:
             return False
 
+    def api(self, method: str, path: str, timeout: float = 30) -> tuple[int, bytes]:
+        """One raw request over the socket (no CLI, no SDK): (status, body)."""
+        conn = _UnixHTTPConnection(str(self.socket), timeout)
+        try:
+            conn.request(method, path, headers={"Host": "docker"})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def version(self) -> dict:
+        """GET /version of the running daemon: Version, ApiVersion, MinAPIVersion, ..."""
+        status, body = self.api("GET", "/version")
+        if status != 200:
+            raise DaemonError(f"GET /version: {status} {body[:200]!r}")
+        return json.loads(body)
+
+    def api_version(self) -> str:
+        return self.version()["ApiVersion"]
+
     def log_tail(self, n: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
@@ -186,7 +336,7 @@ class PrivateDaemon:
                timeout: float = 120) -> subprocess.CompletedProcess:
         """Run the real docker CLI against this daemon."""
         text = not isinstance(input, bytes)
-        return subprocess.run(["docker", *args], env=self.env(), capture_output=True, text=text,
+        return subprocess.run([self.engine.cli, *args], env=self.env(), capture_output=True, text=text,
                               input=input, timeout=timeout, check=check)
 
     def import_busybox(self, tag: str = "busybox:latest") -> str:

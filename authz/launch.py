@@ -35,9 +35,10 @@ def activate(sock: Path, timeout: float = 2.0) -> bool:
 class PluginProcess:
     def __init__(self, name: str, *, docker_host: str | None = None, policy: str | None = None,
                  log_path: Path | None = None, worker_class: str = "gevent",
-                 argv: list[str] | None = None):
+                 argv: list[str] | None = None, plugin_dir: Path | None = None):
+        # plugin_dir: a private daemon's discovery dir (PrivateDaemon.plugin_dir), never the host's
         self.name = name
-        self.socket = PLUGIN_DIR / f"{name}.sock"
+        self.socket = Path(plugin_dir or PLUGIN_DIR) / f"{name}.sock"
         self.docker_host = docker_host
         self.policy = policy
         self.log_path = log_path
@@ -57,7 +58,7 @@ class PluginProcess:
         return cmd
 
     def start(self, timeout: float = 30.0) -> "PluginProcess":
-        PLUGIN_DIR.mkdir(parents=True, exist_ok=True)
+        self.socket.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
                                      start_new_session=True)

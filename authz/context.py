@@ -27,6 +27,7 @@ class Lists:
     sensitive_paths: frozenset[str]
     sensitive_devices: frozenset[str]
     dangerous_capabilities: frozenset[str]
+    hookspec: object = None  # hookbin.policy.HookPolicy from [hookspec]; None: its defaults
 
 
 class DaemonClient:

@@ -57,10 +57,13 @@ def load(path: str | Path | None = None) -> Policy:
 
 def _overlay(base: dict, user: dict, where: str) -> None:
     for section, value in user.items():
-        if section not in ("rules", "lists", "limits"):
-            raise PolicyError(f"{where}: unknown section [{section}] (rules, lists, limits)")
+        if section not in ("rules", "lists", "limits", "hookspec"):
+            raise PolicyError(f"{where}: unknown section [{section}] (rules, lists, limits, hookspec)")
         if not isinstance(value, dict):
             raise PolicyError(f"{where}: [{section}] must be a table")
+        if section == "hookspec":  # replaces the defaults key by key; judged by hookbin.policy
+            base.setdefault(section, {}).update(value)
+            continue
         for k, v in value.items():
             if section == "lists":
                 if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
@@ -69,6 +72,15 @@ def _overlay(base: dict, user: dict, where: str) -> None:
                 base[section][k] = list(base[section][k]) + v
             else:
                 base[section][k] = v
+
+
+def _hookspec(section, source: str):
+    """[hookspec]: parsed by hookbin's own code, which the runtime and the hooks share."""
+    from hookbin import policy as hookpolicy
+    try:
+        return hookpolicy.from_section(section, source or "policy")
+    except hookpolicy.PolicyError as exc:
+        raise PolicyError(str(exc)) from None
 
 
 def compile_policy(doc: dict, source: str = "") -> Policy:
@@ -93,6 +105,7 @@ def compile_policy(doc: dict, source: str = "") -> Policy:
         sensitive_paths=frozenset(norm(p) for p in DEFAULT_SENSITIVE + tuple(lists.get("sensitive_paths", []))),
         sensitive_devices=frozenset(norm(p) for p in DEFAULT_SENSITIVE_DEVICES + tuple(lists.get("sensitive_devices", []))),
         dangerous_capabilities=frozenset(DEFAULT_DANGEROUS | {normalise(c) for c in lists.get("dangerous_capabilities", [])}),
+        hookspec=_hookspec(doc.get("hookspec"), source),
     )
     limits = doc.get("limits") or {}
     known_limits = {"max_inflight": int, "inflight_ttl_seconds": (int, float), "lookup_timeout_seconds": (int, float)}

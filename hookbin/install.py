@@ -43,10 +43,11 @@ scan() {
   lead=0 spec= root=$ROOT cmd= bundle=. id= odd=
   while [ $# -gt 0 ]; do
     case "$1" in
-      --hook-spec|--docker-root)
+      --hook-spec|--docker-root|--policy)
         [ $# -ge 2 ] || { odd=1; return 0; }
-        if [ "$1" = --hook-spec ]; then spec=$2; else root=$2; fi
+        if [ "$1" = --hook-spec ]; then spec=$2; elif [ "$1" = --docker-root ]; then root=$2; fi
         shift 2; lead=$((lead + 2)) ;;
+      --policy=*) shift; lead=$((lead + 1)) ;;
       --hook-spec=*) spec=${1#*=}; shift; lead=$((lead + 1)) ;;
       --docker-root=*) root=${1#*=}; shift; lead=$((lead + 1)) ;;
       *) break ;;
@@ -56,7 +57,7 @@ scan() {
     case "$1" in
       --log|--log-format|--root|--criu|--rootless|-log|-log-format|-root|-criu|-rootless)
         [ $# -ge 2 ] || return 0; shift 2 ;;
-      --hook-spec*|--docker-root*|--runc*|--) odd=1; return 0 ;;
+      --hook-spec*|--docker-root*|--policy*|--runc*|--) odd=1; return 0 ;;
       -*) shift ;;
       *) cmd=$1; shift; break ;;
     esac
@@ -89,7 +90,7 @@ HOOK_TEMPLATE = """#!{py} -IS
 import sys
 sys.path.insert(0, {pkg!r})
 from {module} import main
-sys.exit(main(sys.argv[1:]))
+sys.exit(main(sys.argv[1:], {policy!r}))
 """
 
 
@@ -121,10 +122,12 @@ def render_front(runc: str, python: str, pkg_root: str, grep: str,
     return text
 
 
-def render_hook(name: str, module: str, python: str, pkg_root: str) -> str:
+def render_hook(name: str, module: str, python: str, pkg_root: str, policy: str | None = None) -> str:
+    """`policy`: the policy file the hook enforces ([hookspec]); None: /etc/dockguard/policy.toml
+    when present, else the built-in defaults. Baked in, never taken from the hook's env or args."""
     if len(python) + 6 > 127:
         raise InstallError(f"interpreter path too long for a shebang: {python}")
-    return HOOK_TEMPLATE.format(py=python, name=name, pkg=pkg_root, module=module)
+    return HOOK_TEMPLATE.format(py=python, name=name, pkg=pkg_root, module=module, policy=policy)
 
 
 def write_executable(path: str, text: str) -> None:
@@ -146,7 +149,8 @@ def write_executable(path: str, text: str) -> None:
         raise
 
 
-def install_hooks(docker_root: str, python: str | None = None, pkg_root: str = PKG_ROOT) -> list[str]:
+def install_hooks(docker_root: str, python: str | None = None, pkg_root: str = PKG_ROOT,
+                  policy: str | None = None) -> list[str]:
     """Write the three hook programs into `<docker_root>/hooks` (created 0755 if missing)."""
     py = real_python(python)
     target = hookspec.hooks_dir(docker_root)
@@ -157,7 +161,7 @@ def install_hooks(docker_root: str, python: str | None = None, pkg_root: str = P
     written = []
     for name, module in HOOK_PROGRAMS.items():
         path = os.path.join(target, name)
-        write_executable(path, render_hook(name, module, py, pkg_root))
+        write_executable(path, render_hook(name, module, py, pkg_root, policy))
         written.append(path)
     return written
 
@@ -179,7 +183,9 @@ def install_runtime(bin_dir: str, runc: str | None = None, python: str | None = 
     return path
 
 
-def runtime_config(runtime_path: str, docker_root: str, hook_spec: str | None = None) -> dict:
-    """The daemon.json `runtimes` entry for the wrapper."""
+def runtime_config(runtime_path: str, docker_root: str, hook_spec: str | None = None,
+                   policy: str | None = None) -> dict:
+    """The daemon.json `runtimes` entry for the wrapper (`policy`: its [hookspec] source)."""
     args = ["--hook-spec", hook_spec] if hook_spec else []
+    args += ["--policy", policy] if policy else []
     return {"path": runtime_path, "runtimeArgs": args + ["--docker-root", docker_root]}

@@ -1,7 +1,7 @@
 """`dockguard-runtime`: an OCI runtime wrapper that adds hook-spec hooks, then execs runc.
 
 dockerd runs it (through the shim) as
-    dockguard-runtime [--hook-spec FILE] [--docker-root DIR] <runc global options> CMD ...
+    dockguard-runtime [--hook-spec FILE] [--policy FILE] [--docker-root DIR] <runc global options> CMD ...
 On `create` it merges the daemon-wide spec (--hook-spec) and then the container's own spec
 (label or annotation `dockguard.hook-spec`) into the bundle's config.json hooks; every
 other command goes to runc untouched. The installed front script (see install.py) already
@@ -19,12 +19,13 @@ import sys
 import time
 
 from hookbin import oci, spec as hookspec
+from hookbin import policy as hookpolicy
 
 # runc global options that take a value (urfave/cli accepts one or two dashes).
 RUNC_GLOBAL_VALUE_OPTS = {"log", "log-format", "root", "criu", "rootless"}
 # `runc create` options that take a value.
 CREATE_VALUE_OPTS = {"bundle", "b", "console-socket", "pid-file", "preserve-fds"}
-WRAPPER_OPTS = {"hook-spec", "docker-root", "runc"}
+WRAPPER_OPTS = {"hook-spec", "docker-root", "runc", "policy"}
 RUNC_CANDIDATES = ("/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc", "/usr/local/bin/runc")
 
 
@@ -41,6 +42,7 @@ class Invocation:
     def __init__(self, runc_args: list[str] | None = None):
         self.runc_args: list[str] = runc_args if runc_args is not None else []
         self.hook_spec: str | None = None
+        self.policy: str | None = None  # [hookspec] source; None: /etc/dockguard/policy.toml if present
         self.docker_root: str = hookspec.DEFAULT_DOCKER_ROOT
         self.runc: str | None = None
         self.command: str | None = None
@@ -80,6 +82,10 @@ def parse_argv(argv: list[str]) -> Invocation:
         if name in WRAPPER_OPTS and arg.startswith("--"):
             if name == "hook-spec":
                 inv.hook_spec = value or None
+            elif name == "policy":
+                if not value:
+                    raise UsageError("--policy needs a non-empty value")
+                inv.policy = value
             elif name == "docker-root":
                 if not value:
                     raise UsageError("--docker-root needs a non-empty value")
@@ -180,7 +186,8 @@ def prepare_bundle(inv: Invocation) -> int:
     paths = spec_paths(inv.hook_spec, value)
     if not paths:
         return 0
-    merged = hookspec.load_specs(paths, inv.docker_root)
+    policy = hookpolicy.load(inv.policy)
+    merged = hookspec.load_specs(paths, inv.docker_root, policy, granted=inv.hook_spec)
     if hookspec.is_empty(merged):
         return 0
     oci.write_json_atomic(config_path, oci.add_hooks(config, merged))
@@ -240,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
             prepare_bundle(inv)
     except hookspec.SpecError as exc:
         report(inv, "hook-spec refused: " + "; ".join(exc.problems))
+        return 1
+    except hookpolicy.PolicyError as exc:
+        report(inv, f"hook-spec refused: {exc}")
         return 1
     except (UsageError, OSError) as exc:
         report(inv, str(exc))

@@ -6,6 +6,12 @@ refused for the same reason at container start. Everything here is a plain funct
 plain data, except `read_spec_file` (the one edge that reads a spec) and the hook-file checks
 (which must look at the file the hook path names).
 
+Beyond the guide, because hooks run as root and the API's users are not trusted (issue 7):
+a spec is read only from a place the host grants (root's alone from `/` down, in the
+policy's spec_dirs, never under Docker's root; see hookbin/trust.py), each hook's `env`
+comes from an allow-list, and the arguments of dockguard's own hook programs are judged by
+the policy (hookbin/policy.py) with the programs' own checks.
+
 A spec is `{"prestart": [hook...], "poststart": [...], "poststop": [...]}`, each hook
 `{"path": str, "args": [str], "env": [str], "timeout": int}` (timeout optional).
 """
@@ -15,6 +21,10 @@ import json
 import os
 import stat
 
+from hookbin import policy as hookpolicy
+from hookbin import trust
+from hookbin.policy import HookPolicy
+
 PHASES = ("prestart", "poststart", "poststop")
 HOOK_KEYS = ("path", "args", "env", "timeout")
 REQUIRED_HOOK_KEYS = ("path", "args", "env")
@@ -22,6 +32,12 @@ TIMEOUT_MIN, TIMEOUT_MAX = 1, 120
 MAX_SPEC_BYTES = 256 * 1024
 LABEL = "dockguard.hook-spec"
 DEFAULT_DOCKER_ROOT = "/var/lib/docker"
+# dockguard's own hook programs (installed name -> module): their arguments are judged too.
+SHIPPED = {
+    "network-hook": "hookbin.hooks.network_hook",
+    "lxcfs-hook": "hookbin.hooks.lxcfs_hook",
+    "docker-hooks": "hookbin.hooks.docker_hooks",
+}
 
 
 class SpecError(Exception):
@@ -154,6 +170,48 @@ def split_label(value: str) -> list[str]:
     return paths
 
 
+# --- env and arguments (pure) --------------------------------------------------------------
+
+def check_env(env: list[str], policy: HookPolicy, where: str) -> list[str]:
+    """Each `env` entry's name on the policy's allow-list, and its value of the expected kind.
+
+    An allow-list, not a block-list: a hook runs as root, and LD_PRELOAD, PYTHONPATH,
+    BASH_ENV, GCONV_PATH and their like make it load or run whatever they name.
+    """
+    problems = []
+    for i, entry in enumerate(env):
+        name, _, value = entry.partition("=")
+        if name not in policy.env_allow:
+            problems.append(f"{where}.env[{i}]: {name} is not on the allow-list "
+                            f"({', '.join(sorted(policy.env_allow))}; policy [hookspec] env_allow)")
+        elif name in hookpolicy.BUILTIN_ENV:
+            why = hookpolicy.check_env_value(name, value)
+            if why:
+                problems.append(f"{where}.env[{i}]: {why}")
+    return problems
+
+
+def shipped_module(program: str):
+    """The module of one of dockguard's own hook programs (by installed name), or None."""
+    if program not in SHIPPED:
+        return None
+    import importlib
+    return importlib.import_module(SHIPPED[program])
+
+
+def check_program_args(program: str, argv: list[str], policy: HookPolicy, facts: dict, where: str) -> list[str]:
+    """A shipped hook program's arguments, judged by the program's own parser and policy check
+    (the program repeats the check when it runs). `argv` excludes argv[0]."""
+    module = shipped_module(program)
+    if module is None:
+        return []
+    try:
+        opts = module.parse_args(argv)
+    except ValueError as exc:
+        return [f"{where}.args: {program}: {exc}"]
+    return [f"{where}.args: {program}: {p}" for p in module.policy_problems(opts, policy, facts)]
+
+
 # --- the hook files (look at the filesystem, change nothing) ------------------------------
 
 def _within(path: str, directory: str) -> bool:
@@ -163,57 +221,106 @@ def _within(path: str, directory: str) -> bool:
     return len(path_parts) > len(dir_parts) and path_parts[: len(dir_parts)] == dir_parts
 
 
-def check_hook_file(path: str, docker_root: str, where: str) -> list[str]:
-    """Guide notes 1, 2, 5, plus iSulad's ownership rule, for one absolute hook path."""
+def resolve_hook_file(path: str, docker_root: str, where: str) -> tuple[str | None, list[str]]:
+    """(resolved path, problems) for one hook path: guide notes 1, 2, 5, plus iSulad's rule
+    (root-owned, not group/other-writable), extended to every directory above it."""
     root_hooks = os.path.realpath(hooks_dir(docker_root))
     try:
         resolved = os.path.realpath(path, strict=True)
     except OSError as exc:
-        return [f"{where}.path: {path!r} cannot be resolved: {exc.strerror or exc}"]
+        return None, [f"{where}.path: {path!r} cannot be resolved: {exc.strerror or exc}"]
     if not _within(resolved, root_hooks):
         shown = "" if resolved == path else f" (resolves to {resolved!r})"
-        return [f"{where}.path: {path!r}{shown} is outside the hooks directory {root_hooks}"]
+        return None, [f"{where}.path: {path!r}{shown} is outside the hooks directory {root_hooks}"]
     try:
-        st = os.stat(resolved)
-    except OSError as exc:
-        return [f"{where}.path: {path!r}: {exc.strerror or exc}"]
-    if not stat.S_ISREG(st.st_mode):
-        return [f"{where}.path: {path!r} is not a regular file"]
-    problems = []
+        _, st = trust.check_trusted(resolved)
+    except trust.Untrusted as exc:
+        return None, [f"{where}.path: {path!r}: {exc}"]
     mode = stat.S_IMODE(st.st_mode)
     if not mode & stat.S_IXUSR:
-        problems.append(f"{where}.path: {path!r} is not executable (mode {mode:04o})")
-    if st.st_uid != 0:
-        problems.append(f"{where}.path: {path!r} is owned by uid {st.st_uid}, not root")
-    if mode & (stat.S_IWGRP | stat.S_IWOTH):
-        problems.append(f"{where}.path: {path!r} is writable by group or others (mode {mode:04o})")
-    return problems
+        return None, [f"{where}.path: {path!r} is not executable (mode {mode:04o})"]
+    return resolved, []
 
 
-def check_hook_files(spec: dict, docker_root: str) -> list[str]:
-    problems = []
+def check_hook_file(path: str, docker_root: str, where: str) -> list[str]:
+    return resolve_hook_file(path, docker_root, where)[1]
+
+
+def check_hooks(spec: dict, docker_root: str, policy: HookPolicy, facts=None) -> tuple[dict, list[str]]:
+    """(spec with each hook path resolved, problems): hook files, env, shipped programs' args.
+
+    Paths are replaced by what they resolve to, so runc runs the file that was checked, not
+    whatever a symlink in the given path points at by then.
+    """
+    problems, out = [], {}
     for phase in PHASES:
+        out[phase] = []
         for i, hook in enumerate(spec.get(phase) or []):
-            problems += check_hook_file(hook["path"], docker_root, f"{phase}[{i}]")
-    return problems
+            where = f"{phase}[{i}]"
+            resolved, faults = resolve_hook_file(hook["path"], docker_root, where)
+            faults += check_env(hook["env"], policy, where)
+            if resolved is not None:
+                program = os.path.basename(resolved)
+                if program in SHIPPED:
+                    if facts is None:
+                        facts = host_facts()
+                    faults += check_program_args(program, hook["args"][1:], policy, facts, where)
+            problems += faults
+            out[phase].append(dict(hook, path=resolved or hook["path"]))
+    return out, problems
+
+
+def host_facts() -> dict:
+    """What the shipped programs' argument checks need to know about this host."""
+    from hookbin.hooks import network_hook
+    return {"default_route_ifaces": network_hook.default_route_ifaces()}
 
 
 # --- the edge: reading a spec file --------------------------------------------------------
 
-def read_spec_file(path: str) -> str:
-    """The spec file's text: absolute path, regular file, at most MAX_SPEC_BYTES, UTF-8."""
+def check_spec_location(resolved: str, docker_root: str, policy: HookPolicy, granted: bool) -> list[str]:
+    """Where a spec may come from (pure). A container's spec lies in one of the policy's
+    spec_dirs (any trusted place when the list is empty); no spec lies under Docker's root,
+    where containers' layers and volumes are written as root from inside containers.
+    `granted`: the daemon-wide spec, named by root in daemon.json, need not be in spec_dirs."""
+    root = os.path.normpath(docker_root)
+    if trust.within(resolved, root) or trust.within(resolved, os.path.realpath(root)):
+        return [f"{resolved}: a hook-spec may not lie under Docker's root {docker_root} "
+                "(containers write there as root)"]
+    if granted or not policy.spec_dirs:
+        return []
+    dirs = [os.path.realpath(d) for d in policy.spec_dirs]
+    if not any(trust.within(resolved, d) and resolved != d for d in dirs):
+        return [f"{resolved}: a container's hook-spec must lie in a spec directory the host grants "
+                f"({', '.join(policy.spec_dirs)}; policy [hookspec] spec_dirs)"]
+    return []
+
+
+def read_spec_file(path: str, docker_root: str = DEFAULT_DOCKER_ROOT, policy: HookPolicy | None = None,
+                   granted: bool = False) -> str:
+    """The spec file's text, read through the fd whose whole path was judged trusted: absolute,
+    in a granted place, root's alone from `/` down, a regular file of at most MAX_SPEC_BYTES,
+    UTF-8."""
+    policy = policy or hookpolicy.DEFAULT
     if not isinstance(path, str) or not path:
         raise SpecError(["hook-spec path is empty"])
     if not os.path.isabs(path):
         raise SpecError([f"{path}: hook-spec path must be absolute"])
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise SpecError([f"{path}: cannot open hook-spec: {exc.strerror or exc}"]) from None
+        resolved = trust.resolve(path)
+    except trust.Untrusted as exc:
+        raise SpecError([f"{path}: cannot open hook-spec: {exc}"]) from None
+    where = check_spec_location(resolved, docker_root, policy, granted)
+    if where:
+        raise SpecError([f"{path}: {p}" if resolved != path else p for p in where])
+    try:
+        fd, _ = trust.open_trusted(resolved)
+    except trust.Untrusted as exc:
+        raise SpecError([f"{path}: hook-spec is not trusted: {exc} (a hook-spec is a privilege the "
+                         "host grants: root-owned, in root-owned directories no group or other "
+                         "can write)"]) from None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise SpecError([f"{path}: hook-spec is not a regular file"])
         if st.st_size > MAX_SPEC_BYTES:
             raise SpecError([f"{path}: hook-spec is {st.st_size} bytes, more than {MAX_SPEC_BYTES}"])
         data = os.read(fd, MAX_SPEC_BYTES + 1)
@@ -227,21 +334,30 @@ def read_spec_file(path: str) -> str:
         raise SpecError([f"{path}: hook-spec is not UTF-8 (byte {exc.start})"]) from None
 
 
-def load_spec(path: str, docker_root: str = DEFAULT_DOCKER_ROOT) -> dict:
-    """Read, parse and fully validate one spec file; SpecError lists every fault."""
-    spec = parse_spec_text(read_spec_file(path), path)
-    problems = check_hook_files(spec, docker_root)
+def check_spec(spec: dict, source: str, docker_root: str, policy: HookPolicy | None = None,
+               facts=None) -> dict:
+    """A parsed spec fully validated (hook files, env, args): the spec with resolved paths."""
+    checked, problems = check_hooks(spec, docker_root, policy or hookpolicy.DEFAULT, facts)
     if problems:
-        raise SpecError([f"{path}: {p}" for p in problems])
-    return spec
+        raise SpecError([f"{source}: {p}" for p in problems])
+    return checked
 
 
-def load_specs(paths: list[str], docker_root: str = DEFAULT_DOCKER_ROOT) -> dict:
-    """Load several specs and merge them in order; faults of all files are reported together."""
+def load_spec(path: str, docker_root: str = DEFAULT_DOCKER_ROOT, policy: HookPolicy | None = None,
+              granted: bool = False) -> dict:
+    """Read, parse and fully validate one spec file; SpecError lists every fault."""
+    spec = parse_spec_text(read_spec_file(path, docker_root, policy, granted), path)
+    return check_spec(spec, path, docker_root, policy)
+
+
+def load_specs(paths: list[str], docker_root: str = DEFAULT_DOCKER_ROOT, policy: HookPolicy | None = None,
+               granted: str | None = None) -> dict:
+    """Load several specs and merge them in order; faults of all files are reported together.
+    `granted`: the daemon-wide spec's path (exempt from spec_dirs, not from anything else)."""
     specs, problems = [], []
     for path in paths:
         try:
-            specs.append(load_spec(path, docker_root))
+            specs.append(load_spec(path, docker_root, policy, granted=path == granted and granted is not None))
         except SpecError as exc:
             problems += exc.problems
     if problems:
@@ -249,13 +365,13 @@ def load_specs(paths: list[str], docker_root: str = DEFAULT_DOCKER_ROOT) -> dict
     return merge(specs)
 
 
-def check_label(value: str, docker_root: str) -> list[str]:
+def check_label(value: str, docker_root: str, policy: HookPolicy | None = None) -> list[str]:
     """Problems with a `dockguard.hook-spec` label value (empty list: acceptable).
 
     For the AuthZ plugin: the same checks the runtime wrapper applies at container start.
     """
     try:
-        load_specs(split_label(value), docker_root)
+        load_specs(split_label(value), docker_root, policy)
     except SpecError as exc:
         return exc.problems
     return []

@@ -1,8 +1,10 @@
 """Health options (guide: 不允许在启动时同时配置健康检查相关选项与--no-healthcheck选项), and the
-health sidecar's labels, validated with healthd's own code so a bad label fails at create."""
+health sidecar's labels, validated with healthd's own code so a bad label fails at create
+(on the merged labels: an image's `dockguard.health.*` labels reach the container too)."""
 from __future__ import annotations
 
 from . import rule
+from .hooks import merged_labels
 
 ACTIONS = ("container.create", "service.create", "service.update")
 
@@ -22,10 +24,12 @@ def health_with_no_healthcheck(req, spec, ctx):
       hint="fix the label: durations like 30s or 1m30s, retries a positive integer, "
            "tcp=PORT, http=PORT/path")
 def health_labels(req, spec, ctx):
-    if not any(k.startswith("dockguard.health.") for k in spec.labels):
+    # The container's labels as dockerd merges them: the image's under the request's.
+    labels = merged_labels(spec, ctx)
+    if not any(k.startswith("dockguard.health.") for k in labels):
         return None
     try:
         from healthd.config import check_labels
     except ImportError:
         return ["health labels given but the health sidecar's validation is not installed"]
-    return list(check_labels(spec.labels))
+    return list(check_labels(labels))

@@ -1,22 +1,49 @@
-"""The container's hook-spec label, validated with hookbin's own code at `docker create`
-(guide: 创建容器使用hook-spec 注意事项), so a bad spec never reaches the runtime."""
+"""The container's hook-spec, validated with hookbin's own code at `docker create` (guide:
+创建容器使用hook-spec 注意事项), so a bad spec never reaches the runtime.
+
+Hooks run as root on the host, so this is also where a hook-spec is judged as the privilege
+it is (issue 7): the spec must lie where the host grants specs (policy [hookspec]), be
+root's alone from / down, its hooks' env come from an allow-list and the arguments of
+dockguard's own hook programs stay within the policy. The label is judged on the labels the
+container will really have: dockerd merges the image's labels (Dockerfile LABEL,
+`docker import -c 'LABEL ...'`) under the request's.
+"""
 from __future__ import annotations
 
 from . import rule
 
 LABEL = "dockguard.hook-spec"
+ACTIONS = ("container.create", "service.create", "service.update")
 
 
-@rule("hook-spec", actions=("container.create",),
-      reason="an invalid hook-spec makes the container fail at start, or runs a hook from "
-             "outside Docker's hooks directory",
-      hint="fix the spec (`dockguard hookspec validate FILE`): absolute paths under "
-           "<Docker Root>/hooks, path/args/env present, timeout an integer in [1, 120]")
+def merged_labels(spec, ctx) -> dict:
+    """The labels dockerd will give the container: the image's, overridden by the request's.
+
+    The image is looked up (memoised per request); a failed lookup raises and the engine
+    denies. An image the daemon does not have yet contributes nothing: dockerd refuses the
+    create (the CLI pulls, then creates again, judged again), and a service's task is judged
+    by dockguard-runtime when it starts.
+    """
+    image_labels = {}
+    if spec.image:
+        image_labels = (ctx.image_config(spec.image) or {}).get("Labels") or {}
+        if not isinstance(image_labels, dict):
+            image_labels = {}
+    return {**image_labels, **spec.labels}
+
+
+@rule("hook-spec", actions=ACTIONS,
+      reason="hooks run as root on the host: a hook-spec is a privilege the host grants, and an "
+             "invalid one makes the container fail at start",
+      hint="use a spec the host provides in a spec directory of the policy (root-owned, "
+           "[hookspec] spec_dirs), with env from the allow-list and hook arguments the policy "
+           "allows; check it with `dockguard hookspec validate FILE`")
 def hook_spec(req, spec, ctx):
-    value = spec.labels.get(LABEL)
+    value = merged_labels(spec, ctx).get(LABEL)
     if value is None:
         return None
-    return check_hook_spec(value, ctx)
+    where = "" if LABEL in spec.labels else "image label: "
+    return [where + p for p in check_hook_spec(value, ctx)]
 
 
 def check_hook_spec(value: str, ctx) -> list[str]:
@@ -26,4 +53,4 @@ def check_hook_spec(value: str, ctx) -> list[str]:
         from hookbin.spec import check_label
     except ImportError:
         return ["hook-spec given but hookbin's validation is not installed"]
-    return list(check_label(value, ctx.docker_root()))
+    return list(check_label(value, ctx.docker_root(), getattr(ctx.lists, "hookspec", None)))

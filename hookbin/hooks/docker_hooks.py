@@ -3,6 +3,10 @@
 One JSON line per event (container id, phase, OCI status, pid, bundle, time) appended to a
 log, for auditing and debugging. One write(2) per line with O_APPEND, so concurrent hooks
 never interleave within a line.
+
+It runs as root with arguments from a hook-spec, so it enforces the policy itself (defence
+in depth behind the spec checks): the log is a plain file directly in the policy's log_dir,
+opened through a trusted directory fd with O_NOFOLLOW (hookbin.trust.open_append_in).
 """
 from __future__ import annotations
 
@@ -11,15 +15,16 @@ import os
 import sys
 import time
 
-from hookbin import oci
+from hookbin import oci, trust
+from hookbin import policy as hookpolicy
 
 PHASES = ("prestart", "poststart", "poststop")
-DEFAULT_LOG = "/var/log/docker-hooks.log"
+DEFAULT_LOG_NAME = "docker-hooks.log"  # in the policy's log_dir
 USAGE = "usage: docker-hooks --state prestart|poststart|poststop [--log FILE]"
 
 
 def parse_args(argv: list[str]) -> dict:
-    opts = {"state": None, "log": DEFAULT_LOG}
+    opts = {"state": None, "log": None}
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -36,9 +41,19 @@ def parse_args(argv: list[str]) -> dict:
         i += 1
     if opts["state"] not in PHASES:
         raise ValueError(f"--state must be one of {', '.join(PHASES)} (got {opts['state']!r})")
-    if not os.path.isabs(opts["log"]):
+    if opts["log"] is not None and not os.path.isabs(opts["log"]):
         raise ValueError(f"--log must be an absolute path (got {opts['log']!r})")
     return opts
+
+
+def log_path(opts: dict, policy) -> str:
+    return opts["log"] or os.path.join(policy.log_dir, DEFAULT_LOG_NAME)
+
+
+def policy_problems(opts: dict, policy, facts: dict) -> list[str]:
+    """What the policy refuses in these arguments (pure)."""
+    problem = hookpolicy.log_path_problem(log_path(opts, policy), policy)
+    return [problem] if problem else []
 
 
 def record(state: dict, phase: str, now: float) -> dict:
@@ -54,27 +69,28 @@ def record(state: dict, phase: str, now: float) -> dict:
 
 
 def append_line(path: str, line: str) -> None:
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, mode=0o755, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    fd = trust.open_append_in(os.path.dirname(path), os.path.basename(path))
     try:
         os.write(fd, line.encode())
     finally:
         os.close(fd)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, policy_path: str | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         opts = parse_args(argv)
+        policy = hookpolicy.load(policy_path)
+        problems = policy_problems(opts, policy, {})
+        if problems:
+            raise ValueError("; ".join(problems))
         state = oci.read_state(sys.stdin)
         line = json.dumps(record(state, opts["state"], time.time()), sort_keys=True) + "\n"
-        append_line(opts["log"], line)
-    except ValueError as exc:
+        append_line(log_path(opts, policy), line)
+    except ValueError as exc:  # hookpolicy.PolicyError included
         print(f"docker-hooks: {exc}\n{USAGE}", file=sys.stderr)
         return 2
-    except (oci.OciError, OSError) as exc:
+    except (oci.OciError, trust.Untrusted, OSError) as exc:
         print(f"docker-hooks: {exc}", file=sys.stderr)
         return 1
     return 0

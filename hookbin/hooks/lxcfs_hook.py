@@ -5,6 +5,9 @@ swaps, loadavg) over the container's own, so `free` and `top` inside show the co
 limits. runc runs prestart hooks after the container's mounts exist but before pivot_root,
 so we enter the container's mount namespace and mount onto `<rootfs>/proc/...`, where the
 host's lxcfs mount is still visible. Other states: nothing to do.
+
+It runs as root with arguments from a hook-spec, so it enforces the policy itself: the log
+only directly in the policy's log_dir (opened safely), the lxcfs root one the policy lists.
 """
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ import os
 import sys
 import time
 
-from hookbin import oci
+from hookbin import oci, trust
+from hookbin import policy as hookpolicy
 
 PROC_FILES = ("meminfo", "cpuinfo", "stat", "uptime", "diskstats", "swaps", "loadavg")
 DEFAULT_ROOT = "/var/lib/lxcfs"
@@ -39,6 +43,19 @@ def parse_args(argv: list[str]) -> dict:
     return opts
 
 
+def policy_problems(opts: dict, policy, facts: dict) -> list[str]:
+    """What the policy refuses in these arguments (pure)."""
+    problems = []
+    if opts["log"] is not None:
+        problem = hookpolicy.log_path_problem(opts["log"], policy)
+        if problem:
+            problems.append(problem)
+    if os.path.normpath(opts["lxcfs-root"]) not in policy.lxcfs_roots:
+        problems.append(f"--lxcfs-root {opts['lxcfs-root']!r} is not one the policy lists "
+                        f"({', '.join(policy.lxcfs_roots) or 'none'}; policy [hookspec] lxcfs_roots)")
+    return problems
+
+
 def lxcfs_mounted(root: str, mountinfo: str) -> bool:
     """Is a fuse.lxcfs filesystem mounted exactly at `root`? (pure, over /proc/self/mountinfo)"""
     for line in mountinfo.splitlines():
@@ -60,7 +77,7 @@ def open_log(path: str | None) -> int | None:
     """Opened before entering the container's mount namespace, so it is the host's file."""
     if not path:
         return None
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    return trust.open_append_in(os.path.dirname(path), os.path.basename(path))
 
 
 def log_event(fd: int | None, event: dict) -> None:
@@ -90,11 +107,14 @@ def mount_proc_files(state: dict, root: str) -> list[str]:
     return mounted
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, policy_path: str | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     state = log_fd = None
     try:
         opts = parse_args(argv)
+        problems = policy_problems(opts, hookpolicy.load(policy_path), {})
+        if problems:
+            raise ValueError("; ".join(problems))
         log_fd = open_log(opts["log"])
         state = oci.read_state(sys.stdin)
         if state["status"] == "stopped":
@@ -106,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"lxcfs-hook: {exc}\n{USAGE}", file=sys.stderr)
         return 2
-    except (oci.OciError, OSError) as exc:
+    except (oci.OciError, trust.Untrusted, OSError) as exc:
         print(f"lxcfs-hook: {exc}", file=sys.stderr)
         try:
             log_event(log_fd, {"id": state and state["id"], "error": str(exc)})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import existing
 from . import spec as specs
 from .audit import AuditLog
 from .context import DaemonClient, HostFacts, LookupFailed, RequestContext
@@ -101,6 +102,7 @@ class Engine:
         self.audit = audit or AuditLog()
         self.self_names = self_names
         self.inflight = InFlight(policy.inflight_ttl)
+        self._existing_rules = None  # computed on first use (authz/existing.py)
         self.context_factory = context_factory or (
             lambda: RequestContext(policy.lists, self.daemon, self.host, self_names))
 
@@ -116,7 +118,7 @@ class Engine:
     def decide(self, req: AuthzRequest) -> Decision:
         rules = self.policy.by_action.get(req.action, ())
         lifecycle = req.action in LIFECYCLE_ACTIONS
-        if not rules and not lifecycle:
+        if not rules and not lifecycle and req.action not in existing.JUDGED_ACTIONS:
             self._audit(req, "allow", ())
             return Decision(True)
         spec = None
@@ -156,6 +158,7 @@ class Engine:
             text = f"[{rule.id}] {'; '.join(problems)}: {rule.reason}. Safely: {rule.hint}."
             (denies if level == "deny" else audits).append((rule.id, text))
 
+        self._judge_existing(req, ctx, denies, audits)
         if lifecycle and not denies:
             level = self.policy.level("inflight-limit")
             if level != "off":
@@ -188,6 +191,17 @@ class Engine:
         if action in LIFECYCLE_ACTIONS:
             self.inflight.finish((req.method, req.uri))
         return Decision(True)
+
+    # ---- existing containers (authz/existing.py) ----
+    def _judge_existing(self, req: AuthzRequest, ctx, denies: list, audits: list) -> None:
+        """Start, restart, exec, attach, unpause, update: the container's own effective
+        configuration judged by the create rules (one inspect, memoised in ctx)."""
+        if req.action not in existing.JUDGED_ACTIONS:
+            return
+        if self._existing_rules is None:
+            self._existing_rules = existing.rules_for_existing(self.policy)
+        for f in existing.check_request(req, ctx, self._existing_rules):
+            (denies if f.level == "deny" else audits).append((f.rule, f.text))
 
     # ---- helpers ----
     def _deny_malformed(self, req: AuthzRequest | None, why: str) -> Decision:

@@ -12,6 +12,7 @@ TABLE: tuple[tuple[str, str, str], ...] = (
     ("GET", "/_ping", "read"),
     ("HEAD", "/_ping", "read"),
     ("GET", "/containers/json", "read"),
+    ("GET", "/containers/{name}/attach/ws", "container.attach"),  # judged as an attach
     ("POST", "/containers/create", "container.create"),
     ("POST", "/containers/prune", "container.prune"),
     ("POST", "/containers/{name}/start", "container.start"),

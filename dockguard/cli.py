@@ -15,11 +15,14 @@ COMPONENTS = (
     ("healthd", "healthd.cli"),
     ("sandbox", "dockguard.sandbox"),
     ("install", "dockguard.install"),
+    ("uninstall", "dockguard.install"),
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from dockguard import __version__
     parser = argparse.ArgumentParser(prog="dockguard", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"dockguard {__version__}")
     sub = parser.add_subparsers(dest="component", required=True, metavar="COMPONENT")
     for name, module in COMPONENTS:
         try:

@@ -110,9 +110,9 @@ def guarded_factory():
     """Start plugin + dockerd pairs (optionally with a policy file); torn down at the end."""
     made: list[Guarded] = []
 
-    def make(policy: str | None = None, **daemon_kw) -> Guarded:
+    def make(policy: str | None = None, base: Path | None = None, **daemon_kw) -> Guarded:
         require_dockerd()
-        base = short_tmpdir("dga")
+        base = base or short_tmpdir("dga")
         name = "dg-test-" + base.name
         d = PrivateDaemon(base, authz_plugins=[name], **daemon_kw)
         p = PluginProcess(name, docker_host=d.host, policy=policy, log_path=base / "plugin.log")

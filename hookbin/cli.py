@@ -11,14 +11,27 @@ import sys
 
 from hookbin import install as inst
 from hookbin import oci
+from hookbin import policy as hookpolicy
 from hookbin import spec as hookspec
 
 
+def _policy(args):
+    """The [hookspec] policy to judge by (--policy, else /etc/dockguard/policy.toml if present)."""
+    try:
+        return hookpolicy.load(args.policy)
+    except hookpolicy.PolicyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def cmd_validate(args) -> int:
+    policy = _policy(args)
+    if policy is None:
+        return 1
     bad = 0
     for path in args.files:
         try:
-            hookspec.load_spec(path, args.docker_root)
+            hookspec.load_spec(path, args.docker_root, policy)
         except hookspec.SpecError as exc:
             bad += 1
             for problem in exc.problems:
@@ -29,8 +42,11 @@ def cmd_validate(args) -> int:
 
 
 def cmd_merge(args) -> int:
+    policy = _policy(args)
+    if policy is None:
+        return 1
     try:
-        merged = hookspec.load_specs(args.files, args.docker_root)
+        merged = hookspec.load_specs(args.files, args.docker_root, policy)
     except hookspec.SpecError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -74,6 +90,9 @@ def register(sub, name):
     def root_opt(q):
         q.add_argument("--docker-root", default=hookspec.DEFAULT_DOCKER_ROOT,
                        help="Docker Root Dir (hooks must live in DIR/hooks; default %(default)s)")
+        q.add_argument("--policy", metavar="FILE",
+                       help="dockguard policy whose [hookspec] section judges the specs "
+                            f"(default: {hookpolicy.DEFAULT_POLICY_PATH} if present, else built-in)")
 
     v = hsub.add_parser("validate", help="check spec files against the guide's rules")
     v.add_argument("files", nargs="+", metavar="FILE")

@@ -6,11 +6,15 @@ import os
 import struct
 import subprocess
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 
 from hookbin import install, netlink, oci
 from hookbin.hooks import docker_hooks, lxcfs_hook, network_hook
+
+from .conftest import policy_toml, trusted_tmpdir, write_root_file
 
 STATE = {"ociVersion": "1.0.2", "id": "abc", "status": "creating", "pid": 4242, "bundle": "/run/b/abc"}
 
@@ -115,11 +119,24 @@ def test_newlink_message_layout():
 
 # --- installed programs: errors on stderr, non-zero exit, fast -------------------------------
 
+class Installed(type(Path())):
+    """The hooks dir; .base holds logs/ (the policy's log_dir) and nolxcfs/ (a listed lxcfs root)."""
+
+
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    root = tmp_path_factory.mktemp("root")
-    install.install_hooks(str(root))
-    return root / "hooks"
+def installed():
+    import shutil
+    base = trusted_tmpdir("hu")
+    (base / "logs").mkdir(mode=0o755)
+    (base / "nolxcfs").mkdir(mode=0o755)
+    policy = write_root_file(base / "policy.toml", policy_toml(
+        [base / "specs"], base / "logs", network_interfaces=["dgnone0"],
+        lxcfs_roots=["/var/lib/lxcfs", str(base / "nolxcfs")]))
+    install.install_hooks(str(base / "root"), policy=str(policy))
+    hooks = Installed(base / "root" / "hooks")
+    hooks.base = base
+    yield hooks
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def run_hook(prog, args, stdin: str, env=None):
@@ -137,20 +154,77 @@ def test_installed_programs_are_root_owned_and_skip_the_shim(installed):
         assert first.startswith("#!/") and first.endswith(" -IS") and "shims" not in first
 
 
-def test_recorder_appends_lines_with_empty_env(installed, tmp_path):
-    log = tmp_path / "sub" / "rec.log"
+def test_recorder_appends_lines_with_empty_env(installed):
+    log = installed.base / "logs" / "rec.log"
     for phase in ("prestart", "poststop"):
         res, elapsed = run_hook(installed / "docker-hooks", ["--state", phase, "--log", str(log)], json.dumps(STATE))
         assert res.returncode == 0, res.stderr
         assert elapsed < 2
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert [(x["id"], x["state"], x["pid"]) for x in lines] == [("abc", "prestart", 4242), ("abc", "poststop", 4242)]
+    st = os.stat(log)
+    assert st.st_uid == 0 and st.st_mode & 0o777 == 0o640
 
 
-def test_recorder_bad_state_is_an_error(installed, tmp_path):
-    res, _ = run_hook(installed / "docker-hooks", ["--state", "prestart", "--log", str(tmp_path / "r.log")], "garbage")
+def test_recorder_default_log_is_in_the_policy_log_dir(installed):
+    res, _ = run_hook(installed / "docker-hooks", ["--state", "prestart"], json.dumps(STATE))
+    assert res.returncode == 0, res.stderr
+    assert json.loads((installed.base / "logs" / "docker-hooks.log").read_text().splitlines()[-1])["id"] == "abc"
+
+
+def test_recorder_bad_state_is_an_error(installed):
+    log = installed.base / "logs" / "r.log"
+    res, _ = run_hook(installed / "docker-hooks", ["--state", "prestart", "--log", str(log)], "garbage")
     assert res.returncode == 1 and res.stderr.startswith("docker-hooks: OCI state on stdin is not valid JSON")
-    assert not (tmp_path / "r.log").exists()
+    assert not log.exists()
+
+
+@pytest.mark.parametrize("where", ["/etc/dg-never-{}", "{logs}/../{}", "{logs}/sub/{}", "{logs}//{}", "/tmp/{}"])
+def test_recorder_refuses_a_log_outside_the_log_dir_by_itself(installed, where):
+    """Defence in depth: the program enforces the policy even if a spec got past the checks."""
+    name = f"x-{uuid.uuid4().hex[:8]}.log"
+    log = where.format(name, logs=installed.base / "logs")
+    res, _ = run_hook(installed / "docker-hooks", ["--state", "prestart", "--log", log], json.dumps(STATE))
+    assert res.returncode == 2 and "must be a file directly in" in res.stderr, res.stderr
+    assert not os.path.exists(log) and not os.path.exists(os.path.normpath(log))
+
+
+@pytest.mark.parametrize("plant", ["symlink", "hardlink", "fifo"])
+def test_recorder_never_follows_what_is_planted_in_the_log_dir(installed, plant):
+    logs = installed.base / "logs"
+    victim = installed.base / f"victim-{plant}"
+    victim.write_text("untouched\n")
+    log = logs / f"planted-{plant}.log"
+    if plant == "symlink":
+        os.symlink(victim, log)
+    elif plant == "hardlink":
+        os.link(victim, log)
+    else:
+        os.mkfifo(log)
+    res, elapsed = run_hook(installed / "docker-hooks", ["--state", "prestart", "--log", str(log)], json.dumps(STATE))
+    assert res.returncode == 1, res.stderr
+    assert victim.read_text() == "untouched\n" and elapsed < 5
+
+
+def test_recorder_refuses_a_log_dir_others_can_write(installed):
+    logs = installed.base / "logs"
+    os.chmod(logs, 0o777)
+    try:
+        res, _ = run_hook(installed / "docker-hooks", ["--state", "prestart", "--log", str(logs / "w.log")], json.dumps(STATE))
+    finally:
+        os.chmod(logs, 0o755)
+    assert res.returncode == 1 and "writable by group or others (mode 0777)" in res.stderr
+    assert not (logs / "w.log").exists()
+
+
+def test_hooks_ignore_interpreter_variables(installed):
+    """-I -S: PYTHONPATH/PYTHONSTARTUP/PYTHONINSPECT from a hook's env change nothing."""
+    evil = installed.base / "evilpy"
+    evil.mkdir(exist_ok=True)
+    (evil / "json.py").write_text("raise SystemExit('imported from PYTHONPATH')\n")
+    res, _ = run_hook(installed / "docker-hooks", ["--state", "prestart"], json.dumps(STATE),
+                      env={"PYTHONPATH": str(evil), "PYTHONHOME": str(evil), "PYTHONINSPECT": "1"})
+    assert res.returncode == 0, res.stderr
 
 
 def test_recorder_usage_error_exit_2(installed):
@@ -168,9 +242,33 @@ def test_network_hook_missing_host_interface(installed):
     assert res.returncode == 1 and res.stderr == "network-hook: host interface 'dgnone0' not found\n"
 
 
-def test_lxcfs_hook_reports_missing_lxcfs(installed, tmp_path):
-    log = tmp_path / "lx.log"
-    res, _ = run_hook(installed / "lxcfs-hook", ["--log", str(log), "--lxcfs-root", str(tmp_path)], json.dumps(STATE))
+@pytest.mark.parametrize("iface, fault", [
+    ("lo", "the loopback interface is never moved"),
+    ("DEFAULT", "carries a default route of the host"),
+])
+def test_network_hook_refuses_by_itself(installed, iface, fault):
+    """Run against our own pid (it would move the link into our own namespace): refused first."""
+    if iface == "DEFAULT":
+        routes = sorted(network_hook.default_route_ifaces())
+        if not routes:
+            pytest.skip("this host has no default route")
+        iface = routes[0]
+    res, _ = run_hook(installed / "network-hook", [iface, "x0"], json.dumps({**STATE, "pid": os.getpid()}))
+    assert res.returncode == 2 and fault in res.stderr, res.stderr
+
+
+def test_lxcfs_hook_reports_missing_lxcfs(installed):
+    log = installed.base / "logs" / "lx.log"
+    root = installed.base / "nolxcfs"
+    res, _ = run_hook(installed / "lxcfs-hook", ["--log", str(log), "--lxcfs-root", str(root)], json.dumps(STATE))
     assert res.returncode == 1
-    assert res.stderr == f"lxcfs-hook: lxcfs is not running: no lxcfs mount at {tmp_path} (start it: lxcfs {tmp_path})\n"
+    assert res.stderr == f"lxcfs-hook: lxcfs is not running: no lxcfs mount at {root} (start it: lxcfs {root})\n"
     assert json.loads(log.read_text())["error"].startswith("lxcfs is not running")
+
+
+def test_lxcfs_hook_refuses_an_unlisted_root_and_log(installed):
+    res, _ = run_hook(installed / "lxcfs-hook", ["--log", "/etc/dg-lx.log", "--lxcfs-root", "/tmp"], json.dumps(STATE))
+    assert res.returncode == 2, res.stderr
+    assert "log '/etc/dg-lx.log' must be a file directly in" in res.stderr
+    assert "--lxcfs-root '/tmp' is not one the policy lists" in res.stderr
+    assert not os.path.exists("/etc/dg-lx.log")

@@ -21,9 +21,9 @@ DOCKERD_ARGV = ["--root", "/run/runc-root", "--log", "/b/log.json", "--log-forma
 
 
 def test_parse_argv_as_dockerd_calls_it():
-    inv = runtime.parse_argv(["--hook-spec", "/etc/docker/hookspec.json", "--docker-root", "/var/lib/d", *DOCKERD_ARGV])
+    inv = runtime.parse_argv(["--policy", "/etc/p.toml", "--hook-spec", "/etc/docker/hookspec.json", "--docker-root", "/var/lib/d", *DOCKERD_ARGV])
     assert inv.hook_spec == "/etc/docker/hookspec.json"
-    assert inv.docker_root == "/var/lib/d"
+    assert inv.docker_root == "/var/lib/d" and inv.policy == "/etc/p.toml"
     assert inv.runc_args == DOCKERD_ARGV
     assert (inv.command, inv.bundle, inv.container_id) == ("create", "/b", ID)
     assert (inv.log, inv.log_format) == ("/b/log.json", "json")
@@ -100,13 +100,13 @@ def set_labels(docker_root, labels):
     (docker_root / "containers" / ID / "config.v2.json").write_text(json.dumps({"ID": ID, "Config": {"Labels": labels}}))
 
 
-def test_prepare_bundle_daemon_wide_then_container_specs(tmp_path, docker_root, bundle):
+def test_prepare_bundle_daemon_wide_then_container_specs(tmp_path, docker_root, bundle, spec_dir, policy_file):
     ok = docker_root / "hooks" / "ok-hook"
-    wide = write_spec(tmp_path / "wide.json", prestart=[hook(ok, "wide")])
-    a = write_spec(tmp_path / "a.json", prestart=[hook(ok, "a")], poststop=[hook(ok, "a-stop")])
-    b = write_spec(tmp_path / "b.json", prestart=[hook(ok, "b")])
+    wide = write_spec(spec_dir / "wide.json", prestart=[hook(ok, "wide")])
+    a = write_spec(spec_dir / "a.json", prestart=[hook(ok, "a")], poststop=[hook(ok, "a-stop")])
+    b = write_spec(spec_dir / "b.json", prestart=[hook(ok, "b")])
     set_labels(docker_root, {hs.LABEL: f"{a},{b}", "other": "x"})
-    inv = runtime.parse_argv(["--hook-spec", str(wide), "--docker-root", str(docker_root),
+    inv = runtime.parse_argv(["--policy", str(policy_file), "--hook-spec", str(wide), "--docker-root", str(docker_root),
                               "create", "--bundle", str(bundle), ID])
     assert runtime.prepare_bundle(inv) == 4
     config = json.loads((bundle / "config.json").read_text())
@@ -116,12 +116,12 @@ def test_prepare_bundle_daemon_wide_then_container_specs(tmp_path, docker_root, 
     assert config["root"] == {"path": "rootfs"}
 
 
-def test_prepare_bundle_reads_the_annotation(tmp_path, docker_root, bundle):
-    a = write_spec(tmp_path / "a.json", poststart=[hook(docker_root / "hooks" / "ok-hook", "note")])
+def test_prepare_bundle_reads_the_annotation(tmp_path, docker_root, bundle, spec_dir, policy_file):
+    a = write_spec(spec_dir / "a.json", poststart=[hook(docker_root / "hooks" / "ok-hook", "note")])
     config = json.loads((bundle / "config.json").read_text())
     config["annotations"] = {hs.LABEL: str(a)}
     (bundle / "config.json").write_text(json.dumps(config))
-    inv = runtime.parse_argv(["--docker-root", str(docker_root), "create", "-b", str(bundle), ID])
+    inv = runtime.parse_argv(["--policy", str(policy_file), "--docker-root", str(docker_root), "create", "-b", str(bundle), ID])
     assert runtime.prepare_bundle(inv) == 1
     assert json.loads((bundle / "config.json").read_text())["hooks"]["poststart"][0]["args"] == ["ok-hook", "note"]
 
@@ -134,11 +134,11 @@ def test_prepare_bundle_without_specs_leaves_config_alone(docker_root, bundle):
     assert (bundle / "config.json").read_bytes() == before
 
 
-def test_prepare_bundle_refuses_bad_spec_and_changes_nothing(tmp_path, docker_root, bundle):
-    bad = write_spec(tmp_path / "bad.json", prestart=[hook(docker_root / "hooks" / "ok-hook", timeout=0)])
+def test_prepare_bundle_refuses_bad_spec_and_changes_nothing(tmp_path, docker_root, bundle, spec_dir, policy_file):
+    bad = write_spec(spec_dir / "bad.json", prestart=[hook(docker_root / "hooks" / "ok-hook", timeout=0)])
     set_labels(docker_root, {hs.LABEL: str(bad)})
     before = (bundle / "config.json").read_bytes()
-    inv = runtime.parse_argv(["--docker-root", str(docker_root), "create", "--bundle", str(bundle), ID])
+    inv = runtime.parse_argv(["--policy", str(policy_file), "--docker-root", str(docker_root), "create", "--bundle", str(bundle), ID])
     with pytest.raises(hs.SpecError, match=r"prestart\[0\]\.timeout: 0 is out of range"):
         runtime.prepare_bundle(inv)
     assert (bundle / "config.json").read_bytes() == before
@@ -181,7 +181,7 @@ def runc_argv(tmp_path) -> list[str] | None:
 @pytest.mark.parametrize("cmd", [["start", ID], ["delete", "--force", ID], ["state", ID], ["features"], ["--version"]])
 def test_front_passes_other_commands_to_runc_without_python(tmp_path, front, cmd):
     exe = front()
-    res = subprocess.run([exe, "--hook-spec", "/etc/x.json", "--docker-root", "/d", "--root", "/r",
+    res = subprocess.run([exe, "--policy", "/etc/p.toml", "--hook-spec", "/etc/x.json", "--docker-root", "/d", "--root", "/r",
                           "--log", "/l.json", "--log-format", "json", *cmd], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert runc_argv(tmp_path) == ["--root", "/r", "--log", "/l.json", "--log-format", "json", *cmd]
@@ -195,14 +195,14 @@ def test_front_create_without_any_spec_skips_python(tmp_path, front, docker_root
     assert runc_argv(tmp_path) == ["--root", "/r", "create", "--bundle", str(bundle), ID]
 
 
-def test_front_create_with_label_goes_through_python(tmp_path, front, docker_root, bundle):
+def test_front_create_with_label_goes_through_python(tmp_path, front, docker_root, bundle, spec_dir, policy_file):
     """With a label the sh front must hand over to Python: a missing Python fails loudly."""
-    spec = write_spec(tmp_path / "s.json", prestart=[hook(docker_root / "hooks" / "ok-hook")])
+    spec = write_spec(spec_dir / "s.json", prestart=[hook(docker_root / "hooks" / "ok-hook")])
     set_labels(docker_root, {hs.LABEL: str(spec)})
     res = subprocess.run([front(), "create", "--bundle", str(bundle), ID], capture_output=True, text=True)
     assert res.returncode != 0 and runc_argv(tmp_path) is None
     exe = front(py=os.path.realpath(os.sys.executable))
-    res = subprocess.run([exe, "--docker-root", str(docker_root), "--root", "/r", "--log", str(tmp_path / "log.json"),
+    res = subprocess.run([exe, "--policy", str(policy_file), "--docker-root", str(docker_root), "--root", "/r", "--log", str(tmp_path / "log.json"),
                           "--log-format", "json", "create", "--bundle", str(bundle), ID],
                          capture_output=True, text=True, env={})
     assert res.returncode == 0, res.stderr
@@ -212,13 +212,13 @@ def test_front_create_with_label_goes_through_python(tmp_path, front, docker_roo
     assert [h["path"] for h in hooks] == ["/existing", str(docker_root / "hooks" / "ok-hook")]
 
 
-def test_front_create_with_bad_spec_logs_json_error_and_never_runs_runc(tmp_path, front, docker_root, bundle):
-    bad = write_spec(tmp_path / "bad.json", prestart=[hook(docker_root / "hooks" / "ok-hook", timeout="5")])
+def test_front_create_with_bad_spec_logs_json_error_and_never_runs_runc(tmp_path, front, docker_root, bundle, spec_dir, policy_file):
+    bad = write_spec(spec_dir / "bad.json", prestart=[hook(docker_root / "hooks" / "ok-hook", timeout="5")])
     set_labels(docker_root, {hs.LABEL: str(bad)})
     before = (bundle / "config.json").read_bytes()
     log = tmp_path / "log.json"
     exe = front(py=os.path.realpath(os.sys.executable))
-    res = subprocess.run([exe, "--root", "/r", "--log", str(log), "--log-format", "json",
+    res = subprocess.run([exe, "--policy", str(policy_file), "--root", "/r", "--log", str(log), "--log-format", "json",
                           "create", "--bundle", str(bundle), "--pid-file", str(bundle / "init.pid"), ID],
                          capture_output=True, text=True, env={})
     assert res.returncode == 1
@@ -240,10 +240,10 @@ def test_front_with_wrong_docker_root_refuses(tmp_path, front, bundle):
     assert runc_argv(tmp_path) is None
 
 
-def test_front_with_daemon_wide_spec_always_merges(tmp_path, front, docker_root, bundle):
-    wide = write_spec(tmp_path / "wide.json", poststop=[hook(docker_root / "hooks" / "ok-hook", "w")])
+def test_front_with_daemon_wide_spec_always_merges(tmp_path, front, docker_root, bundle, spec_dir, policy_file):
+    wide = write_spec(spec_dir / "wide.json", poststop=[hook(docker_root / "hooks" / "ok-hook", "w")])
     exe = front(py=os.path.realpath(os.sys.executable))
-    res = subprocess.run([exe, "--hook-spec", str(wide), "--docker-root", str(docker_root),
+    res = subprocess.run([exe, "--policy", str(policy_file), "--hook-spec", str(wide), "--docker-root", str(docker_root),
                           "create", "--bundle", str(bundle), ID], capture_output=True, text=True, env={})
     assert res.returncode == 0, res.stderr
     assert json.loads((bundle / "config.json").read_text())["hooks"]["poststop"][0]["args"] == ["ok-hook", "w"]

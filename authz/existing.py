@@ -50,6 +50,7 @@ class Finding:
     rule: str   # the rule's id, or LOOKUP_FAILED
     level: str  # deny | audit
     text: str   # "[rule] ...: reason. Safely: hint." (what the client is told)
+    problems: tuple[str, ...] = ()  # what the rule saw, alone (for listings)
 
 
 def rules_for_existing(policy) -> tuple:
@@ -104,8 +105,12 @@ def spec_from_inspect(info: dict, *, cgroup_v2: bool = True) -> specs.Spec:
     return spec
 
 
-def _create_view(req: AuthzRequest) -> AuthzRequest:
-    """The request as the create rules expect it: action container.create, no query, no body."""
+def _create_view(req: AuthzRequest | None) -> AuthzRequest:
+    """The request as the create rules expect it: action container.create, no query, no body
+    (with no request, as `dockguard preflight` judges: a plain create)."""
+    if req is None:
+        return AuthzRequest(method="POST", uri="/containers/create", path="/containers/create",
+                            version=None, query={}, body_raw=b"", action="container.create")
     return AuthzRequest(method="POST", uri=req.uri, path="/containers/create", version=req.version,
                         query={}, body_raw=b"", user=req.user, headers={},
                         action="container.create", name=req.name)
@@ -122,11 +127,11 @@ def _moved_sources(spec, ctx) -> list[str]:
     return out
 
 
-def judge(req: AuthzRequest, info: dict, ctx, rules) -> list[Finding]:
+def judge(req: AuthzRequest | None, info: dict, ctx, rules) -> list[Finding]:
     """Every problem the create rules find in an existing container's effective config."""
     if not rules:
         return []
-    name = str(info.get("Name") or "").lstrip("/") or req.name
+    name = str(info.get("Name") or "").lstrip("/") or (req.name if req else "")
     cid = str(info.get("Id") or "")[:12]
     try:
         spec = spec_from_inspect(info, cgroup_v2=ctx.cgroup_v2())
@@ -153,7 +158,7 @@ def judge(req: AuthzRequest, info: dict, ctx, rules) -> list[Finding]:
         text = (f"[{rule.id}] {'; '.join(problems)} in {where}: {rule.reason}. Safely: {rule.hint}; "
                 f"for this container: stop and remove it (docker rm {name}) and create it again "
                 "within the policy.")
-        out.append(Finding(rule.id, level, text))
+        out.append(Finding(rule.id, level, text, tuple(problems)))
     return out
 
 
@@ -164,7 +169,7 @@ def _failed(rules, why: str) -> list[Finding]:
     ids = ", ".join(r.id for r, lvl in rules if lvl == level)
     text = (f"[{LOOKUP_FAILED}] {why}: dockguard cannot judge an existing container without it "
             f"(rules left unchecked: {ids}). Safely: retry when the daemon answers.")
-    return [Finding(LOOKUP_FAILED, level, text)]
+    return [Finding(LOOKUP_FAILED, level, text, (why,))]
 
 
 def disarms_restart(req: AuthzRequest) -> bool:

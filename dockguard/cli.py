@@ -16,6 +16,7 @@ COMPONENTS = (
     ("sandbox", "dockguard.sandbox"),
     ("install", "dockguard.install"),
     ("uninstall", "dockguard.install"),
+    ("preflight", "dockguard.preflight"),
 )
 
 

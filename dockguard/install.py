@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from dockguard import preflight
+
 PLUGIN = "dockguard"
 UNITS = ("dockguard-authz.socket", "dockguard-authz.service", "dockguard-healthd.service")
 DROPIN = "/etc/systemd/system/docker.service.d/dockguard.conf"
@@ -461,6 +463,8 @@ def cmd_install(args) -> int:
         print("dockguard install: run as root (the hook programs must be root-owned)", file=sys.stderr)
         return 1
     root = args.root
+    if (rc := preflight.install_gate(args)) != 0:  # violating containers nothing would judge
+        return rc
     try:
         plan = install_plan(args, root)
         n = apply(root, plan, args.dry_run)
@@ -574,4 +578,5 @@ def register(sub, name):
     p.add_argument("--no-entitlements", action="store_true",
                    help="leave daemon.json's builder.entitlements alone (the plugin then refuses "
                         "BuildKit's /grpc and /session)")
+    preflight.add_install_options(p)
     p.set_defaults(func=cmd_install)

@@ -164,8 +164,11 @@ def container_spec_value(labels: dict, annotations: dict) -> str | None:
 
 
 def spec_paths(hook_spec: str | None, container_value: str | None) -> list[str]:
-    """Daemon-wide spec first, then the container's (comma-separated, in order)."""
-    paths = [hook_spec] if hook_spec else []
+    """Daemon-wide spec first, then the container's (comma-separated, in order).
+
+    A daemon-wide spec that does not exist (not even as a link) means no daemon-wide hooks:
+    `dockguard install` names /etc/docker/hookspec.json before the operator writes one."""
+    paths = [hook_spec] if hook_spec and os.path.lexists(hook_spec) else []
     if container_value is not None:
         paths += hookspec.split_label(container_value)
     return paths

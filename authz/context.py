@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from dataclasses import dataclass
 
 DEFAULT_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+DEFAULT_RUNTIME_TTL = 10.0
 
 
 class LookupFailed(RuntimeError):
@@ -27,6 +29,8 @@ class Lists:
     sensitive_paths: frozenset[str]
     sensitive_devices: frozenset[str]
     dangerous_capabilities: frozenset[str]
+    annotations: frozenset[str] = frozenset()  # allowed annotation keys; "prefix.*" = a prefix
+    runtimes: frozenset[str] = frozenset()     # allowed runtimes; empty = any
     hookspec: object = None  # hookbin.policy.HookPolicy from [hookspec]; None: its defaults
 
 
@@ -38,6 +42,7 @@ class DaemonClient:
         self.timeout = timeout
         self._api = None
         self._root: str | None = None
+        self._default_runtime: tuple[str, float] | None = None
         self._root_paths: frozenset[str] | None = None
         self._socket_paths: frozenset[str] | None = None
 
@@ -83,6 +88,18 @@ class DaemonClient:
 
     def plugin(self, name: str) -> dict | None:
         return self._call(f"plugin {name!r}", lambda api: api.inspect_plugin(name))
+
+    def default_runtime(self) -> str:
+        """The runtime dockerd gives a container created without one. Asked again after
+        DEFAULT_RUNTIME_TTL seconds: `default-runtime` can change on a daemon reload."""
+        now = time.monotonic()
+        if self._default_runtime is None or now - self._default_runtime[1] > DEFAULT_RUNTIME_TTL:
+            info = self._call("the daemon's info", lambda api: api.info())
+            name = (info or {}).get("DefaultRuntime")
+            if not name:
+                raise LookupFailed("the daemon did not report its DefaultRuntime")
+            self._default_runtime = (name, now)
+        return self._default_runtime[0]
 
     def docker_root(self) -> str:
         if self._root is None:
@@ -208,6 +225,9 @@ class RequestContext:
 
     def docker_root(self) -> str:
         return self._daemon.docker_root()
+
+    def default_runtime(self) -> str:
+        return self._memoised(("rt",), self._daemon.default_runtime)
 
     def self_names(self) -> frozenset[str]:
         return self._self_names

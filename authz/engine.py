@@ -41,24 +41,24 @@ SPEC_BUILDERS = {
 }
 
 
-def _version_less(version: str, than: tuple[int, ...]) -> bool:
-    """dockerd's versions.LessThan: dotted numbers, a part that is not one counts as 0."""
-    parts = []
-    for x in version.split("."):
-        parts.append(int(x) if x.isdigit() else 0)
-    n = max(len(parts), len(than))
-    return tuple(parts + [0] * (n - len(parts))) < tuple(list(than) + [0] * (n - len(than)))
+def _content_length(req: AuthzRequest) -> int | None:
+    """The body length Go's server reads from the Content-Length dockerd shows us: spaces
+    and tabs trimmed, plain decimal digits. None when there is none: Go drops the header for
+    a chunked body, so a request without it may carry a body we are never shown."""
+    length = req.header("content-length")
+    if not isinstance(length, str):
+        return None
+    v = length.strip(" \t")
+    return int(v) if v.isascii() and v.isdigit() else None
 
 
 def _unseen_start_body(req: AuthzRequest) -> bool:
     """An old-API (< 1.24) start with a body dockerd decodes as a HostConfig (Content-Length
     over 7, or chunked) that it did not forward to us (chunked or over its 1 MiB limit)."""
-    if req.version is None or not _version_less(req.version, (1, 24)):
+    if not req.api_below((1, 24)):
         return False  # dockerd refuses a start body from API 1.24 on
-    length = req.header("content-length")
-    if not isinstance(length, str) or not length.strip().isascii() or not length.strip().isdigit():
-        return True  # chunked (Go drops Content-Length then) or unreadable: assume a body
-    return int(length.strip()) > 7
+    length = _content_length(req)
+    return length is None or length > 7
 
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -74,13 +74,15 @@ def _form_body(req: AuthzRequest) -> bool:
     ct = req.header("content-type")
     if not isinstance(ct, str) or ct.split(";", 1)[0].strip().lower() not in _FORM_TYPES:
         return False
-    length = req.header("content-length")
-    return not (isinstance(length, str) and length.strip() == "0")
+    return _content_length(req) != 0
 
 
 # Bodiless POSTs whose rules read query values (name, t, signal). A body we are not shown
 # may be a form whose values Go reads before the query's, whatever Content-Type we are shown
-# (dockerd passes the last of repeated headers; Go parses by the first).
+# (dockerd passes the last of repeated headers; Go parses by the first), and a chunked body
+# shows no Content-Length at all. So only a request that provably has no body passes:
+# Content-Length 0 (what the docker CLI and SDK send), or a body dockerd forwarded to us,
+# which it does only when the first Content-Type is JSON (never parsed as a form).
 QUERY_ONLY_ACTIONS = frozenset({"container.rename", "container.stop", "container.restart",
                                 "container.kill"})
 
@@ -88,8 +90,7 @@ QUERY_ONLY_ACTIONS = frozenset({"container.rename", "container.stop", "container
 def _unseen_body(req: AuthzRequest) -> bool:
     if req.action not in QUERY_ONLY_ACTIONS or req.method != "POST" or req.body_raw:
         return False
-    length = req.header("content-length")
-    return isinstance(length, str) and length.strip() not in ("", "0")
+    return _content_length(req) != 0
 
 
 class Engine:
@@ -123,9 +124,14 @@ class Engine:
             return Decision(True)
         spec = None
         try:
-            if _form_body(req) or _unseen_body(req):
+            if _form_body(req):
                 return self._deny_malformed(req, "a form-encoded body overrides the URL's query "
                                                  "parameters in dockerd and is not passed to plugins")
+            if _unseen_body(req):
+                return self._deny_malformed(req, f"{req.action} without Content-Length: 0 may carry a "
+                                                 "body dockerd does not pass to plugins (chunked, or a "
+                                                 "form-encoded body that overrides the URL's query "
+                                                 "parameters)")
             if req.action in BODY_ACTIONS and not req.body_raw:
                 return self._deny_malformed(req, f"{req.action} needs its JSON body and dockerd did "
                                                  "not pass one (missing, not application/json, or too large)")

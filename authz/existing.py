@@ -35,6 +35,8 @@ SKIPPED = {
     "health-with-no-healthcheck": "contradicting options with no effect on what runs",
     "blkio-weight": "dockerd itself fails such a start, with its own message",
     "blkio-weight-device": "a performance setting; dockerd applies or refuses it itself",
+    "runtime": "recorded at create; what the container runs is judged here by the other rules, "
+               "and those under another runtime that start at boot are `dockguard preflight`'s",
 }
 
 WHY = "created before dockguard guarded this daemon, or while the rule was off"
@@ -89,6 +91,9 @@ def spec_from_inspect(info: dict, *, cgroup_v2: bool = True) -> specs.Spec:
     body = {k: v for k, v in cfg.items() if k != "HostConfig"}
     body["HostConfig"] = hc
     spec = specs.from_create(_obj(body), str(info.get("Name") or "").lstrip("/"))
+    # Config.Labels (and Healthcheck, Cmd) already hold the image's, merged by dockerd at
+    # create; the image name may since point elsewhere, so it is not looked up again.
+    spec.image = ""
     for m in info.get("Mounts") or []:
         if not isinstance(m, dict):
             raise g.BodyError("container Mounts entry is not an object")

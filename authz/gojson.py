@@ -13,7 +13,9 @@ Every difference between how we read a body and how dockerd reads it is a bypass
   everything else is replaced. Keeping an object's key/value pairs in order and
   concatenating the pairs of repeated objects gives exactly that.
 - `null` never erases an object we already saw (Go keeps a non-pointer struct on null);
-  reading it as still present can only make us stricter, never laxer.
+  reading it as still present can only make us stricter, never laxer. Where that would
+  change *which* fields dockerd applies (the create/start wrapper's `*HostConfig`), the
+  caller reads the field with `pointer_obj`, which models the pointer exactly.
 - Only the first JSON value of a body counts; dockerd ignores trailing bytes.
 - Fields dockerd accepts as a string or a list (strslice: Cmd, Entrypoint, CapAdd) are
   read in both forms.
@@ -162,6 +164,26 @@ def obj(o: Obj | None, name: str, path: str = "") -> Obj | None:
     if v is None or isinstance(v, Obj):
         return v
     raise BodyError(f"{_where(path, name)} must be an object, not {_jtype(v)}")
+
+
+def pointer_obj(o: Obj | None, name: str, path: str = "") -> Obj | None:
+    """A *pointer*-to-struct field (`*HostConfig`): unlike a struct value, Go sets the pointer
+    to nil on `null`, and an object after that starts afresh. So the field is the merge of the
+    objects given after its last `null` (None when absent or last set to null)."""
+    if o is None:
+        return None
+    o._index()  # refuses ambiguous keys first, as every lookup does
+    cur: Obj | None = None
+    for key, value in o.pairs:
+        if fold(key) != name:
+            continue
+        if value is None:
+            cur = None
+        elif isinstance(value, Obj):
+            cur = value if cur is None else Obj(cur.pairs + value.pairs)
+        else:
+            raise BodyError(f"{_where(path, name)} must be an object, not {_jtype(value)}")
+    return cur
 
 
 def boolean(o: Obj | None, name: str, path: str = "") -> bool:

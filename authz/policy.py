@@ -93,7 +93,7 @@ def compile_policy(doc: dict, source: str = "") -> Policy:
             raise PolicyError(f"{source}: rule {rid} must be one of {', '.join(LEVELS)}, not {level!r}")
         levels[rid] = level
     lists = doc.get("lists") or {}
-    known_lists = {"sensitive_paths", "sensitive_devices", "dangerous_capabilities"}
+    known_lists = {"sensitive_paths", "sensitive_devices", "dangerous_capabilities", "annotations", "runtimes"}
     for k in lists:
         if k not in known_lists:
             raise PolicyError(f"{source}: unknown list {k!r}; known: {', '.join(sorted(known_lists))}")
@@ -101,10 +101,17 @@ def compile_policy(doc: dict, source: str = "") -> Policy:
         for p in lists.get(k, []):
             if not p.startswith("/"):
                 raise PolicyError(f"{source}: lists.{k} entry {p!r} must be an absolute path")
+    for k in ("annotations", "runtimes"):
+        for x in lists.get(k, []):
+            if not x.strip() or x != x.strip() or x in ("*", ".*"):
+                raise PolicyError(f"{source}: lists.{k} entry {x!r} must be a non-empty name without "
+                                  "surrounding spaces (annotations: an exact key or a prefix ending in .*)")
     compiled_lists = Lists(
         sensitive_paths=frozenset(norm(p) for p in DEFAULT_SENSITIVE + tuple(lists.get("sensitive_paths", []))),
         sensitive_devices=frozenset(norm(p) for p in DEFAULT_SENSITIVE_DEVICES + tuple(lists.get("sensitive_devices", []))),
         dangerous_capabilities=frozenset(DEFAULT_DANGEROUS | {normalise(c) for c in lists.get("dangerous_capabilities", [])}),
+        annotations=frozenset(lists.get("annotations", [])),
+        runtimes=frozenset(lists.get("runtimes", [])),
         hookspec=_hookspec(doc.get("hookspec"), source),
     )
     limits = doc.get("limits") or {}

@@ -24,6 +24,14 @@ _GO_SPACE = ("\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u200
              "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 
 
+def version_less(version: str, than: tuple[int, ...]) -> bool:
+    """dockerd's versions.LessThan: dotted numbers, a part that is not one counts as 0
+    (so `01.23` and `1.23.0` are 1.23)."""
+    parts = [int(x) if x.isdigit() else 0 for x in version.split(".")]
+    n = max(len(parts), len(than))
+    return tuple(parts + [0] * (n - len(parts))) < tuple(list(than) + [0] * (n - len(than)))
+
+
 class EnvelopeError(ValueError):
     """dockerd's envelope itself is unusable: the request is denied."""
 
@@ -82,23 +90,30 @@ def parse_query(q: str) -> dict[str, list[str]]:
     return out
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
 def split_uri(uri: str) -> tuple[str, str | None, dict[str, list[str]]]:
-    """RequestURI -> (path without /vX.Y, version or None, query)."""
+    """RequestURI -> (path without /vX.Y, version or None, query), as url.ParseRequestURI
+    splits it: the query cut at the first '?' first, then `scheme:` with an optional
+    `//authority` (`http:/v1.41/x` is a path too), and no fragment ('#' stays in the path)."""
     if not uri:
         raise EnvelopeError("empty RequestURI")
-    if uri[0] != "/":
-        # absolute-form (http://host/path); Go accepts any scheme here
-        m = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*", uri)
+    if uri == "*":
+        return "*", None, {}
+    rest, _, raw_query = uri.partition("?")
+    if rest[:1] != "/":
+        m = _SCHEME.match(rest)
         if not m:
-            if uri == "*":
-                return "*", None, {}
             raise EnvelopeError(f"RequestURI is neither a path nor an absolute URL: {uri[:80]!r}")
-        uri = uri[m.end():] or "/"
-        if uri[0] == "?":
-            uri = "/" + uri
-    raw_path, _, raw_query = uri.partition("?")
-    raw_path = raw_path.split("#", 1)[0]
-    path = clean_path(unescape(raw_path, query=False))
+        rest = rest[m.end():]
+        if rest.startswith("//"):
+            slash = rest.find("/", 2)
+            rest = rest[slash:] if slash >= 0 else ""
+        elif rest[:1] != "/":
+            # opaque (`http:x`): Go's path is empty and the router only redirects it
+            raise EnvelopeError(f"RequestURI has no path: {uri[:80]!r}")
+    path = clean_path(unescape(rest, query=False))
     version = None
     m = _VERSION.match(path)
     if m:
@@ -130,6 +145,10 @@ class AuthzRequest:
         """r.FormValue: the first value, or ''."""
         v = self.query.get(name)
         return v[0] if v else ""
+
+    def api_below(self, than: tuple[int, ...]) -> bool:
+        """The request's /vX.Y is below `than` (no version: the daemon's own, so no)."""
+        return self.version is not None and version_less(self.version, than)
 
     def header(self, name: str):
         """A request header as dockerd passed it (any case of the name), or None."""

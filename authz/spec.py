@@ -4,9 +4,14 @@ A container create, a `docker update`, an exec, a swarm service and an old-API s
 carry some of the same settings. Normalising them once means each rule is written once
 and sees the same thing dockerd will apply.
 
-dockerd (20.10, checked) also honours HostConfig fields given at the top level of a create
-body when `HostConfig` is absent or null, and merges a few of them when both are given. We
-read both and take their union: stricter than dockerd, never laxer.
+A create body, and an old-API (< 1.24) start body, is decoded by dockerd (20.10 and 26, same
+code: runconfig.ContainerConfigWrapper) into a wrapper holding a `*HostConfig` pointer under
+the key "HostConfig" *and* the HostConfig's fields embedded at the top level. dockerd applies
+the "HostConfig" object when one is there (a later `"HostConfig": null` sets the pointer back to
+nil, and an object after that starts afresh), and the top-level fields only when it is not;
+of the top-level fields next to a HostConfig object it copies just Memory, MemorySwap,
+CPUShares, CpusetCpus and VolumeDriver, which no rule reads. `host_config_of` picks exactly
+the object dockerd applies.
 """
 from __future__ import annotations
 
@@ -74,6 +79,8 @@ class Spec:
     name: str = ""
     networks: list[str] = field(default_factory=list)  # service network targets
     volumes_from: list[str] = field(default_factory=list)  # container[:ro|rw]
+    annotations: dict[str, str] = field(default_factory=dict)  # HostConfig.Annotations (API >= 1.43)
+    runtime: str = ""  # HostConfig.Runtime; "" = the daemon's default runtime
 
 
 def _host_config_into(spec: Spec, hc: Obj | None, path: str) -> None:
@@ -85,9 +92,8 @@ def _host_config_into(spec: Spec, hc: Obj | None, path: str) -> None:
         if mode:
             spec.namespaces.setdefault(kind, []).append(mode)
     spec.cap_add += g.strings(hc, "capadd", path, strslice=True) or []
-    caps = g.strings(hc, "capabilities", path)
-    if caps is not None:
-        spec.capabilities = (spec.capabilities or []) + caps
+    # HostConfig.Capabilities (API 1.40, Docker 19.03) is not a field of dockerd 20.10 or 26:
+    # Go ignores it there, checked, so it is not read (a request carrying it is not refused).
     spec.security_opt += g.strings(hc, "securityopt", path) or []
     for fname, dest in (("maskedpaths", spec.masked_paths), ("readonlypaths", spec.readonly_paths)):
         v = g.strings(hc, fname, path)
@@ -106,6 +112,17 @@ def _host_config_into(spec: Spec, hc: Obj | None, path: str) -> None:
     spec.auto_remove |= g.boolean(hc, "autoremove", path)
     for t in g.string_map(hc, "tmpfs", path):
         spec.mounts.append(Mount("tmpfs", "", t, origin="Tmpfs"))
+    spec.annotations.update(g.string_map(hc, "annotations", path))
+    spec.runtime = g.string(hc, "runtime", path) or spec.runtime
+
+
+def host_config_of(body: Obj) -> tuple[Obj | None, str]:
+    """The HostConfig dockerd applies from a create (or old-API start) body, and its path in
+    messages: the "HostConfig" object if the pointer ends up set, else the top level."""
+    inner = g.pointer_obj(body, "hostconfig", "")
+    if inner is not None:
+        return inner, "HostConfig"
+    return body, ""
 
 
 def _resources_into(spec: Spec, o: Obj, path: str) -> None:
@@ -172,11 +189,15 @@ def _config_into(spec: Spec, c: Obj, path: str) -> None:
         spec.mounts.append(Mount("volume", "", v, origin="Volumes"))
 
 
+# Every option of dockerd's HealthConfig besides Test (StartInterval since API 1.44).
+HEALTH_OPTIONS = ("interval", "timeout", "startperiod", "startinterval", "retries")
+
+
 def _health_into(spec: Spec, hc: Obj | None, path: str) -> None:
     if hc is None:
         return
     spec.health_test = g.strings(hc, "test", path)
-    for opt in ("interval", "timeout", "startperiod", "retries"):
+    for opt in HEALTH_OPTIONS:
         v = g.integer(hc, opt, path)
         if v:
             spec.health_options[opt] = v
@@ -187,8 +208,7 @@ def from_create(body, name: str = "") -> Spec:
         raise g.BodyError("container create body must be a JSON object")
     spec = Spec(name=name)
     _config_into(spec, body, "")
-    _host_config_into(spec, g.obj(body, "hostconfig"), "HostConfig")
-    _host_config_into(spec, body, "")  # top-level HostConfig fields, honoured by dockerd
+    _host_config_into(spec, *host_config_of(body))
     nc = g.obj(body, "networkingconfig")
     for ep_name in g.string_map_keys(nc, "endpointsconfig", "NetworkingConfig"):
         spec.networks.append(ep_name)
@@ -196,11 +216,13 @@ def from_create(body, name: str = "") -> Spec:
 
 
 def from_host_config(body) -> Spec:
-    """An old-API (< 1.24) start body: a HostConfig dockerd still applies."""
+    """An old-API (< 1.24) start body: a HostConfig dockerd still applies, given at the top
+    level or under "HostConfig" (dockerd decodes it with the create body's wrapper); it
+    replaces the container's whole HostConfig."""
     if not isinstance(body, Obj):
         raise g.BodyError("start body must be a JSON object")
     spec = Spec()
-    _host_config_into(spec, body, "")
+    _host_config_into(spec, *host_config_of(body))
     return spec
 
 

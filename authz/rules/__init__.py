@@ -38,5 +38,6 @@ def all_rules() -> dict[str, Rule]:
     # Importing the concern modules registers their rules, once.
     from . import (api, capabilities, devices, health, hooks, lifecycle, mounts, naming,  # noqa: F401
                    plugins, privileges, resources, security, stdio)
+    from . import annotation, runtime  # noqa: F401
     from . import buildkit  # noqa: F401
     return REGISTRY

@@ -7,6 +7,10 @@ from . import rule
 from .hooks import merged_labels
 
 ACTIONS = ("container.create", "service.create", "service.update")
+# spec.HEALTH_OPTIONS -> the CLI flag that sets it
+HEALTH_FLAGS = {"interval": "--health-interval", "timeout": "--health-timeout",
+                "startperiod": "--health-start-period", "startinterval": "--health-start-interval",
+                "retries": "--health-retries"}
 
 
 @rule("health-with-no-healthcheck", actions=ACTIONS,
@@ -14,8 +18,7 @@ ACTIONS = ("container.create", "service.create", "service.update")
       hint="either drop --no-healthcheck or drop the --health-* options")
 def health_with_no_healthcheck(req, spec, ctx):
     if spec.health_test and spec.health_test[0].upper() == "NONE" and spec.health_options:
-        opts = ", ".join(f"--health-{k.replace('startperiod', 'start-period')}"
-                         for k in spec.health_options)
+        opts = ", ".join(HEALTH_FLAGS.get(k, k) for k in spec.health_options)
         return [f"--no-healthcheck with {opts}"]
 
 

@@ -128,14 +128,16 @@ def _body_bytes(body) -> bytes:
 def envelope(method: str, uri: str, body=None, *, user: str = "", headers=None, status=None,
              raw: dict | None = None) -> bytes:
     """dockerd's authorization.Request as JSON: RequestMethod, RequestUri, RequestBody (b64)."""
+    data = _body_bytes(body)
+    if headers is None:  # as the docker CLI sends it: a Content-Length always, 0 without a body
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(data))}
     env = {
         "User": user,
         "UserAuthNMethod": "",
         "RequestMethod": method,
         "RequestUri": uri,
-        "RequestHeaders": headers if headers is not None else {"Content-Type": "application/json"},
+        "RequestHeaders": headers,
     }
-    data = _body_bytes(body)
     if data:
         env["RequestBody"] = base64.b64encode(data).decode("ascii")
     if status is not None:

@@ -363,7 +363,8 @@ def test_form_body_that_could_override_the_query_is_denied(method, uri, headers)
 def test_empty_form_or_other_bodies_are_fine():
     allowed(decide("POST", "/containers/web/rename?name=web2", None, headers={"Content-Type": FORM,
                                                                             "Content-Length": "0"}))
-    allowed(decide("POST", "/containers/web/rename?name=web2", None, headers={"Content-Type": "text/plain"}))
+    allowed(decide("POST", "/containers/web/rename?name=web2", None, headers={"Content-Type": "text/plain",
+                                                                            "Content-Length": "0"}))
     allowed(decide("POST", "/build?networkmode=default", None, headers={"Content-Type": "application/x-tar"}))
     # reads and deletes never parse a body as a form
     allowed(decide("DELETE", "/containers/web", None, headers={"Content-Type": FORM}))
@@ -413,3 +414,83 @@ def test_unseen_body_on_query_only_routes_is_denied(uri):
     headers = {"Content-Type": "text/plain", "Content-Length": "0"}
     out = decide("POST", uri, headers=headers, containers={"web": {"State": {}, "HostConfig": {}}})
     assert "malformed-request" not in out.rules
+
+
+# ---- hole 4: rename/stop/restart/kill pass only when they provably carry no body ----
+
+@pytest.mark.parametrize("uri", ["/v1.41/containers/b/rename?name=safe", "/containers/b/stop?t=1",
+                                 "/containers/b/restart", "/v1.45/containers/b/kill?signal=TERM"])
+@pytest.mark.parametrize("headers", [
+    {"Content-Type": FORM},                        # chunked: Go drops Content-Length and T-E
+    {"Content-Type": "application/json"},          # chunked behind a second Content-Type
+    {},                                            # nothing shown at all
+    {"Content-Length": "12"},                      # a body we were not shown
+    {"Content-Length": " 5 "},
+    {"Content-Length": "+0"},                      # not a length Go reads as 0
+    {"Content-Length": "0x0"},
+    {"Content-Length": "\u0660"},                  # Arabic-Indic zero: not an ASCII digit
+])
+def test_query_only_actions_without_a_provably_empty_body_are_denied(uri, headers):
+    msg = denied_by(decide("POST", uri, None, headers=headers), "malformed-request")
+    assert "form-encoded body" in msg
+
+
+@pytest.mark.parametrize("headers", [
+    {"Content-Length": "0"},                               # docker CLI (Go) and docker SDK (requests)
+    {"Content-Type": "text/plain", "Content-Length": "0"},  # docker CLI >= 23
+    {"content-length": "00"}, {"Content-Length": " 0\t"},   # as Go parses it
+])
+def test_query_only_actions_with_content_length_zero_are_allowed(headers):
+    allowed(decide("POST", "/containers/b/rename?name=safe", None, headers=headers))
+    allowed(decide("POST", "/containers/b/stop", None, headers=headers))
+
+
+def test_query_only_action_with_a_forwarded_json_body_is_allowed():
+    # dockerd forwards a body only when the first Content-Type is JSON: Go never reads that as a form
+    allowed(decide("POST", "/containers/b/restart?t=1", {"x": 1},
+                   headers={"Content-Type": "application/json", "Content-Length": "8"}))
+
+
+# ---- hole 5: an old-API start body in either shape, any spelling of the version ----
+
+@pytest.mark.parametrize("version", ["v1.22", "v1.23", "v01.23", "v1.23.0", "v1.12", "v1.023"])
+@pytest.mark.parametrize("text", [
+    '{"HostConfig": {"PidMode": "host"}}',
+    '{"hostconfig": {"PidMode": "host"}}',
+    '{"HOSTCONFIG": {"pidmode": "host"}}',
+    '{"Ho\u017ftConfig": {"PidMode": "host"}}',
+    '{"HostConfig": null, "PidMode": "host"}',
+    '{"HostConfig": {"Privileged": false}, "HostConfig": null, "PidMode": "host"}',
+    '{"PidMode": "host"}',
+])
+def test_old_api_start_body_in_either_shape_is_checked(version, text):
+    denied_by(decide("POST", f"/{version}/containers/x/start", text), "host-namespace")
+
+
+def test_old_api_start_body_benign_twins():
+    allowed(decide("POST", "/v1.22/containers/x/start", {"HostConfig": {"Memory": 0, "RestartPolicy": {}}}))
+    # top-level fields next to a HostConfig object are ignored by dockerd (checked on 20.10)
+    allowed(decide("POST", "/v1.22/containers/x/start", {"PidMode": "host", "HostConfig": {}}))
+    # an erased HostConfig is not applied
+    allowed(decide("POST", "/v1.22/containers/x/start", '{"HostConfig": {"PidMode": "host"}, "HostConfig": null}'))
+
+
+# ---- stricter than dockerd, or not ----
+
+def test_create_through_an_absolute_form_without_authority_is_judged():
+    # Go routes `POST http:/v1.41/containers/create` to create (checked on 20.10)
+    denied_by(decide("POST", "http:/v1.41/containers/create", hc(Privileged=True)), "privileged")
+    allowed(decide("POST", "http:/v1.41/containers/create", hc()))
+
+
+def test_top_level_fields_next_to_a_host_config_object_are_not_judged():
+    allowed(decide("POST", "/v1.41/containers/create", {"Image": "busybox", "Cmd": ["true"],
+                                                        "Privileged": True, "HostConfig": {}}))
+
+
+@pytest.mark.parametrize("body", [
+    hc(IpcMode="Host"),                            # dockerd 26 refuses it; 20.10 fails at start
+    hc(SecurityOpt=["seccomp=Unconfined"]),        # not "unconfined" to dockerd: fails at start
+])
+def test_deliberate_strictness_that_costs_nobody(body):
+    assert not decide("POST", "/v1.41/containers/create", body).allow

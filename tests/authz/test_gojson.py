@@ -215,3 +215,29 @@ def test_nested_repeated_lists_inside_merged_elements():
     (s,) = g.objects(o, "s")
     (a,) = g.objects(s, "args")
     assert (g.string(a, "op"), g.integer(a, "value")) == ("EQ", 2)
+
+
+# ---- pointer-to-struct fields: null sets them back to nil ----
+
+@pytest.mark.parametrize("text,want", [
+    ('{}', None),
+    ('{"H": null}', None),
+    ('{"H": {"A": 1}}', {"a": 1}),
+    ('{"H": {"A": 1}, "H": null}', None),
+    ('{"H": {"A": 1}, "h": null, "H": {"B": 2}}', {"b": 2}),
+    ('{"H": {"A": 1}, "h": {"B": 2}}', {"a": 1, "b": 2}),
+    ('{"H": null, "H": {"A": 1}}', {"a": 1}),
+])
+def test_pointer_obj(text, want):
+    got = g.pointer_obj(g.decode(text), "h")
+    if want is None:
+        assert got is None
+    else:
+        assert {k: got.get(k) for k in want} == want and all(got.get(k) is None for k in "ab" if k not in want)
+
+
+def test_pointer_obj_refuses_other_types_and_ambiguous_keys():
+    with pytest.raises(g.BodyError, match="must be an object"):
+        g.pointer_obj(g.decode('{"H": {}, "H": []}'), "h")
+    with pytest.raises(g.BodyError, match="ambiguous"):
+        g.pointer_obj(g.decode('{"H\u212a": {}}'), "h")

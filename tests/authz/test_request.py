@@ -28,7 +28,15 @@ from .helpers import envelope
     ("/v1.41/containers/x/../create", "/containers/create", "1.41"),
     ("/v1.41/../containers/create", "/containers/create", None),
     ("/containers/create/", "/containers/create/", None),
-    ("/containers/create#frag", "/containers/create", None),
+    # url.ParseRequestURI keeps '#' in the path (dockerd answers 404 to create#frag)
+    ("/containers/create#frag", "/containers/create#frag", None),
+    ("/v1.41/containers/x#/start", "/containers/x#/start", "1.41"),
+    # any scheme, with or without //authority: dockerd 20.10 and 26 create with each of these
+    ("http:/v1.41/containers/create", "/containers/create", "1.41"),
+    ("HTTP://x/v1.41/containers/create", "/containers/create", "1.41"),
+    ("x+y.z:/v1.41/containers/create", "/containers/create", "1.41"),
+    ("http://a/b@c/v1.41/containers/create", "/b@c/v1.41/containers/create", None),
+    ("http://docker/v1.41/containers/create?x=/y#z", "/containers/create", "1.41"),
     ("/containers/a+b", "/containers/a+b", None),  # '+' is a space only in the query
 ])
 def test_split_uri_paths(uri, path, version):
@@ -50,7 +58,8 @@ def test_invalid_escapes_in_the_path_are_refused(uri):
         split_uri(uri)
 
 
-@pytest.mark.parametrize("uri", ["", "containers/create", "mailto:x", "1http://x/"])
+@pytest.mark.parametrize("uri", ["", "containers/create", "mailto:x", "1http://x/",
+                                 "http:v1.41/containers/create"])
 def test_unusable_uris_are_refused(uri):
     with pytest.raises(EnvelopeError):
         split_uri(uri)

@@ -21,7 +21,9 @@ def test_privileged_create():
     '{"Image":"x","Cmd":["true"],"HostConfig":null,"Privileged":true}',
     '{"Image":"x","Cmd":["true"],"HostConfig":{"Privileged":true},"HostConfig":{"Memory":1}}',
     '{"Image":"x","Cmd":["true"],"HostConfig":{"privileged":false,"PRIVILEGED":true}}',
-    '{"Image":"x","Cmd":["true"],"HostConfig":{"Privileged":true},"HostConfig":null}',
+    # the HostConfig erased by null: dockerd applies the top-level fields instead (checked)
+    '{"Image":"x","Cmd":["true"],"HostConfig":{"Privileged":false},"HostConfig":null,"Privileged":true}',
+    '{"Image":"x","Cmd":["true"],"HostConfig":{},"HostConfig":null,"HostConfig":{"Privileged":true}}',
 ])
 def test_privileged_evasions(body):
     denied_by(create(body), "privileged")

@@ -27,7 +27,7 @@ def test_create_reads_config_and_host_config():
         "HostConfig": {
             "Privileged": True, "PidMode": "host", "IpcMode": "shareable", "NetworkMode": "bridge",
             "UTSMode": "host", "UsernsMode": "host", "CgroupnsMode": "private",
-            "CapAdd": ["NET_ADMIN"], "Capabilities": ["CAP_CHOWN"], "SecurityOpt": ["seccomp=unconfined"],
+            "CapAdd": ["NET_ADMIN"], "SecurityOpt": ["seccomp=unconfined"],
             "MaskedPaths": ["/proc/kcore"], "ReadonlyPaths": [],
             "Binds": ["/srv:/srv:ro"], "Mounts": [{"Type": "Bind", "Source": "/a", "Target": "/b", "ReadOnly": True}],
             "Devices": [{"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse", "CgroupPermissions": "rw"}],
@@ -45,7 +45,7 @@ def test_create_reads_config_and_host_config():
     assert s.privileged
     assert s.namespaces == {"pid": ["host"], "ipc": ["shareable"], "net": ["bridge"], "uts": ["host"],
                             "userns": ["host"], "cgroupns": ["private"]}
-    assert s.cap_add == ["NET_ADMIN"] and s.capabilities == ["CAP_CHOWN"]
+    assert s.cap_add == ["NET_ADMIN"] and s.capabilities is None
     assert s.security_opt == ["seccomp=unconfined"]
     assert s.masked_paths == [["/proc/kcore"]] and s.readonly_paths == [[]]
     kinds = [(m.kind, m.source, m.target, m.read_only, m.origin) for m in s.mounts]
@@ -71,25 +71,74 @@ def test_empty_create():
     ("Privileged", True, lambda s: s.privileged),
     ("PidMode", "host", lambda s: s.namespaces == {"pid": ["host"]}),
     ("CapAdd", "SYS_ADMIN", lambda s: s.cap_add == ["SYS_ADMIN"]),
-    ("Binds", ["/etc:/x"], lambda s: s.mounts[0].source == "/etc"),
-    ("Devices", [{"PathOnHost": "/dev/mem"}], lambda s: s.devices[0].host == "/dev/mem"),
+    ("Binds", ["/etc:/x"], lambda s: [m.source for m in s.mounts] == ["/etc"]),
+    ("Devices", [{"PathOnHost": "/dev/mem"}], lambda s: [d.host for d in s.devices] == ["/dev/mem"]),
     ("SecurityOpt", ["label=disable"], lambda s: s.security_opt == ["label=disable"]),
     ("KernelMemory", 1, lambda s: s.kernel_memory == 1),
     ("AutoRemove", True, lambda s: s.auto_remove),
     ("MaskedPaths", [], lambda s: s.masked_paths == [[]]),
 ])
 def test_top_level_host_config_fields_are_honoured(field, value, check):
+    """dockerd (20.10 and 26, checked) applies the top-level fields when no HostConfig object
+    is left: none given, null, or erased by a later null."""
     for b in ({"Image": "x", field: value},
               {"Image": "x", "HostConfig": None, field: value},
-              {"Image": "x", "HostConfig": {}, field: value}):
+              '{"Image": "x", "HostConfig": {"Privileged": false}, "HostConfig": null, "%s": %s}'
+              % (field, json.dumps(value))):
         assert check(create(b)), b
+    # ... and ignores them next to a HostConfig object, even an empty one
+    assert not check(create({"Image": "x", "HostConfig": {}, field: value}))
 
 
-def test_top_level_and_host_config_are_united():
+def test_host_config_object_wins_over_top_level_fields():
     s = create({"Image": "x", "CapAdd": ["SYS_ADMIN"], "HostConfig": {"CapAdd": ["CHOWN"], "Privileged": False},
                 "Privileged": True})
-    assert sorted(s.cap_add) == ["CHOWN", "SYS_ADMIN"]
-    assert s.privileged
+    assert s.cap_add == ["CHOWN"] and not s.privileged
+
+
+@pytest.mark.parametrize("text,privileged,pid", [
+    # a later null sets dockerd's *HostConfig back to nil: the erased object is not applied
+    ('{"HostConfig": {"Privileged": true}, "HostConfig": null}', False, []),
+    ('{"HostConfig": {"Privileged": true}, "HostConfig": null, "PidMode": "host"}', False, ["host"]),
+    # an object after the null starts afresh
+    ('{"HostConfig": {"PidMode": "host"}, "HostConfig": null, "HostConfig": {"Privileged": true}}', True, []),
+    # objects merge while the pointer is set (Go decodes into the same struct)
+    ('{"HostConfig": {"PidMode": "host"}, "hostconfig": {"Privileged": true}}', True, ["host"]),
+    ('{"HostConfig": null, "Ho\u017ftConfig": {"Privileged": true}, "PidMode": "host"}', True, []),
+])
+def test_host_config_pointer_as_dockerd_decodes_it(text, privileged, pid):
+    for s in (create(text), specs.from_host_config(body(text))):
+        assert s.privileged is privileged and s.namespaces.get("pid", []) == pid, text
+
+
+def test_host_config_of_a_wrong_type_is_refused():
+    with pytest.raises(BodyError, match="(?i)hostconfig must be an object"):
+        create('{"HostConfig": {}, "HostConfig": "x"}')
+
+
+def test_capabilities_field_is_not_read():
+    # API 1.40 only (19.03); dockerd 20.10 and 26 ignore it, even wrongly typed
+    assert create({"HostConfig": {"Capabilities": ["CAP_SYS_ADMIN"]}}).capabilities is None
+    assert create({"HostConfig": {"Capabilities": 5}}).capabilities is None
+
+
+def test_annotations_and_runtime():
+    s = create({"HostConfig": {"Annotations": {"a.b": "1", "A.b": "2"}, "Runtime": "runc"}})
+    assert s.annotations == {"a.b": "1", "A.b": "2"} and s.runtime == "runc"  # map keys exact
+    s = create({"Annotations": {"top": "x"}, "Runtime": "crun"})  # top level, no HostConfig
+    assert s.annotations == {"top": "x"} and s.runtime == "crun"
+    s = create({"Annotations": {"top": "x"}, "HostConfig": {}})
+    assert s.annotations == {} and s.runtime == ""
+    with pytest.raises(BodyError, match="(?i)annotations"):
+        create({"HostConfig": {"Annotations": {"a": 1}}})
+
+
+@pytest.mark.parametrize("opt,key", [("Interval", "interval"), ("Timeout", "timeout"),
+                                     ("StartPeriod", "startperiod"), ("StartInterval", "startinterval"),
+                                     ("Retries", "retries"), ("startinterval", "startinterval")])
+def test_every_health_option_is_one(opt, key):
+    s = create({"Healthcheck": {"Test": ["NONE"], opt: 5}})
+    assert s.health_options == {key: 5}
 
 
 def test_folded_and_duplicate_keys():
@@ -169,6 +218,12 @@ def test_exec():
 def test_old_api_start_body_is_a_host_config():
     s = specs.from_host_config(body({"Privileged": True, "Binds": ["/etc:/x"], "CapAdd": "ALL"}))
     assert s.privileged and s.mounts[0].source == "/etc" and s.cap_add == ["ALL"]
+    # or wrapped in "HostConfig", any key case (dockerd 20.10 decodes both, checked)
+    for key in ("HostConfig", "hostconfig", "HOSTCONFIG", "Ho\u017ftConfig"):
+        s = specs.from_host_config(body('{"%s": {"PidMode": "host", "Runtime": "runc"}}' % key))
+        assert s.namespaces == {"pid": ["host"]} and s.runtime == "runc", key
+    # top-level fields next to the object are ignored, as by dockerd
+    assert specs.from_host_config(body({"PidMode": "host", "HostConfig": {}})).namespaces == {}
     with pytest.raises(BodyError):
         specs.from_host_config(body("null"))
 

@@ -81,7 +81,7 @@ def test_limits(tmp_path):
     ('[rules]\nprivileged = "block"\n', r"rule privileged must be one of deny, audit, off, not 'block'"),
     ('[rules]\nprivileged = true\n', r"rule privileged must be one of deny, audit, off, not True"),
     ('[rules]\nprivileged = "DENY"\n', r"must be one of deny, audit, off"),
-    ("[rulez]\n", r"unknown section \[rulez\] \(rules, lists, limits\)"),
+    ("[rulez]\n", r"unknown section \[rulez\] \(rules, lists, limits, hookspec\)"),
     ('rules = "deny"\n', r"\[rules\] must be a table"),
     ('[lists]\nsensitive_pathz = ["/x"]\n', r"unknown list 'sensitive_pathz'; known: .*dangerous_capabilities"),
     ('[lists]\nsensitive_paths = "/x"\n', r"lists.sensitive_paths must be a list of strings"),

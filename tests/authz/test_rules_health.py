@@ -88,3 +88,22 @@ def test_other_labels_are_not_read():
 def test_label_keys_are_exact_map_keys():
     # Labels are a Go map: a case variant is another label, not a health label
     assert create_problems("health-labels", {"Image": "x", "Labels": {"Dockguard.Health.Interval": "-1s"}}) is None
+
+
+# --- labels as dockerd merges them: the image's under the request's -------------------------
+
+def test_image_health_label_is_judged():
+    images = {"imported": {"Labels": {"dockguard.health.cmd": "true", "dockguard.health.interval": "-1s"}}}
+    out = create({"Image": "imported", "Cmd": ["true"]}, image_configs=images)
+    assert "dockguard.health.interval='-1s'" in denied_by(out, "health-labels")
+
+
+def test_request_health_label_overrides_the_image_one():
+    images = {"imported": {"Labels": {"dockguard.health.cmd": "true", "dockguard.health.interval": "-1s"}}}
+    body = {"Image": "imported", "Cmd": ["true"], "Labels": {"dockguard.health.interval": "5s"}}
+    allowed(create(body, image_configs=images))
+
+
+def test_failed_image_lookup_denies_for_health_labels_too():
+    out = create({"Image": "imported", "Cmd": ["true"]}, fail={"image_config"})
+    assert not out.allow and "could not look up image_config" in out.msg

@@ -16,6 +16,8 @@ import stat
 import time
 from dataclasses import dataclass
 
+from . import daemondirs
+
 DEFAULT_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 DEFAULT_RUNTIME_TTL = 10.0
 
@@ -29,6 +31,11 @@ class Lists:
     sensitive_paths: frozenset[str]
     sensitive_devices: frozenset[str]
     dangerous_capabilities: frozenset[str]
+    # host paths carved out of sensitive_paths (a path inside one is allowed unless a deeper
+    # sensitive path holds it); local-volume types beyond tmpfs; network volume servers
+    allowed_paths: frozenset[str] = frozenset()
+    volume_types: frozenset[str] = frozenset()
+    volume_servers: frozenset[str] = frozenset()
     annotations: frozenset[str] = frozenset()  # allowed annotation keys; "prefix.*" = a prefix
     runtimes: frozenset[str] = frozenset()     # allowed runtimes; empty = any
     hookspec: object = None  # hookbin.policy.HookPolicy from [hookspec]; None: its defaults
@@ -45,6 +52,7 @@ class DaemonClient:
         self._default_runtime: tuple[str, float] | None = None
         self._root_paths: frozenset[str] | None = None
         self._socket_paths: frozenset[str] | None = None
+        self._daemon_dirs: frozenset[str] | None = None
 
     @property
     def api(self):
@@ -124,6 +132,22 @@ class DaemonClient:
             root = self.docker_root()
             self._root_paths = frozenset({root, os.path.realpath(root)})
         return self._root_paths
+
+    def daemon_dirs(self) -> frozenset[str]:
+        """The daemon's exec-root, data-root and containerd's root, state and socket, as found
+        from the process serving our socket (authz/daemondirs.py; once per process)."""
+        if self._daemon_dirs is None:
+            sock = self.socket_path()
+            if not sock:
+                raise LookupFailed("the daemon's exec-root can be found only through its unix socket")
+            try:
+                dirs = daemondirs.find_dockerd(sock, self.docker_root())
+            except daemondirs.NotFound as exc:
+                raise LookupFailed(f"could not find the daemon's exec-root: {exc}") from None
+            found = {dirs.data_root, dirs.exec_root, dirs.containerd_sock}
+            found.update(daemondirs.find_containerd(dirs.containerd_sock) or ())
+            self._daemon_dirs = frozenset(found | {os.path.realpath(p) for p in found})
+        return self._daemon_dirs
 
 
 class HostFacts:
@@ -242,6 +266,10 @@ class RequestContext:
     def daemon_paths(self):
         """This daemon's own root: sensitive wherever it is."""
         return self._daemon.root_paths()
+
+    def daemon_dirs(self):
+        """The daemon's exec-root and containerd's directories: sensitive wherever they are."""
+        return self._daemon.daemon_dirs()
 
     def realpath(self, path):
         return self._host.realpath(path)

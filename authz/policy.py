@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from . import localvol
 from .context import Lists
 from .rules import LEVELS, Rule, all_rules
 from .rules.capabilities import DEFAULT_DANGEROUS, normalise
@@ -94,6 +95,7 @@ def compile_policy(doc: dict, source: str = "") -> Policy:
         levels[rid] = level
     lists = doc.get("lists") or {}
     known_lists = {"sensitive_paths", "sensitive_devices", "dangerous_capabilities", "annotations", "runtimes"}
+    known_lists |= {"allowed_paths", "volume_types", "volume_servers"}
     for k in lists:
         if k not in known_lists:
             raise PolicyError(f"{source}: unknown list {k!r}; known: {', '.join(sorted(known_lists))}")
@@ -101,6 +103,14 @@ def compile_policy(doc: dict, source: str = "") -> Policy:
         for p in lists.get(k, []):
             if not p.startswith("/"):
                 raise PolicyError(f"{source}: lists.{k} entry {p!r} must be an absolute path")
+    for p in lists.get("allowed_paths", []):
+        if not p.startswith("/") or norm(p) == "/":
+            raise PolicyError(f"{source}: lists.allowed_paths entry {p!r} must be an absolute path below /")
+    for err in localvol.validate_types(lists.get("volume_types", [])):
+        raise PolicyError(f"{source}: lists.volume_types: {err}")
+    for x in lists.get("volume_servers", []):
+        if not localvol.valid_server(x):
+            raise PolicyError(f"{source}: lists.volume_servers entry {x!r} must be a host name or an address")
     for k in ("annotations", "runtimes"):
         for x in lists.get(k, []):
             if not x.strip() or x != x.strip() or x in ("*", ".*"):
@@ -110,6 +120,9 @@ def compile_policy(doc: dict, source: str = "") -> Policy:
         sensitive_paths=frozenset(norm(p) for p in DEFAULT_SENSITIVE + tuple(lists.get("sensitive_paths", []))),
         sensitive_devices=frozenset(norm(p) for p in DEFAULT_SENSITIVE_DEVICES + tuple(lists.get("sensitive_devices", []))),
         dangerous_capabilities=frozenset(DEFAULT_DANGEROUS | {normalise(c) for c in lists.get("dangerous_capabilities", [])}),
+        allowed_paths=frozenset(norm(p) for p in lists.get("allowed_paths", [])),
+        volume_types=frozenset(localvol.BUILTIN_TYPES + tuple(lists.get("volume_types", []))),
+        volume_servers=frozenset(localvol.host_key(x) for x in lists.get("volume_servers", [])),
         annotations=frozenset(lists.get("annotations", [])),
         runtimes=frozenset(lists.get("runtimes", [])),
         hookspec=_hookspec(doc.get("hookspec"), source),

@@ -95,6 +95,11 @@ class FakeContext(RequestContext):
         root = self.docker_root()
         return frozenset({root, self.realpaths.get(root, root)})
 
+    def daemon_dirs(self):
+        """The exec-root and containerd's directories: `dirs` if a test set it, else the defaults."""
+        self._lookup("daemon_dirs")
+        return frozenset(getattr(self, "dirs", None) or ("/var/run/docker", "/run/containerd"))
+
     # host facts
     def realpath(self, path):
         return self.realpaths.get(path, path)

@@ -21,15 +21,14 @@ def test_sensitive_binds(src, sensitive):
     assert f"Binds {src}:/x (sensitive: {sensitive})" in msg
 
 
-@pytest.mark.parametrize("src,exposed", [("/var", "/var/log"), ("/var/", "/var/log"), ("/run", "/run/docker"),
-                                         ("/var/lib", "/var/lib/docker"), ("/root/..", "/")])
+@pytest.mark.parametrize("src,exposed", [("/root/..", "/"), ("/etc/..", "/"), ("/srv/..", "/")])
 def test_an_ancestor_of_a_sensitive_path_exposes_it(src, exposed):
     msg = denied_by(create(hc(Binds=[f"{src}:/x"])), "sensitive-mount")
     assert f"(sensitive: {exposed})" in msg
 
 
 @pytest.mark.parametrize("src", ["/tmp/x", "/etcetera", "/etc2", "/srv/data", "/home/user/project", "/opt/app",
-                                 "/var/tmp", "/mnt/data", "/bootstrap"])
+                                 "/mnt/data", "/bootstrap", "/variable", "/runner", "/srv/var/run"])
 def test_benign_binds(src):
     allowed(create(hc(Binds=[f"{src}:/x"])))
     allowed(create(hc(Mounts=[{"Type": "bind", "Source": src, "Target": "/x"}])))
@@ -73,14 +72,27 @@ def test_static_paths_need_no_daemon_lookup():
 
 
 @pytest.mark.parametrize("driver", ["", "local"])
-@pytest.mark.parametrize("o", ["bind", "rbind", "ro,bind", " bind ", "bind,ro"])
+@pytest.mark.parametrize("o", ["bind", "rbind", "ro,bind", "bind,ro", "remount,bind", "nosuid,rbind,ro"])
 def test_volume_options_bind_through_mounts(driver, o):
     m = {"Type": "volume", "Target": "/x", "VolumeOptions": {"DriverConfig": {
         "Name": driver, "Options": {"type": "none", "o": o, "device": "/etc"}}}}
     msg = denied_by(create(hc(Mounts=[m])), "sensitive-mount")
-    assert "volume with o=bind device=/etc (sensitive: /etc)" in msg
+    assert "Mounts volume (o=bind device=/etc) (sensitive: /etc)" in msg
     m["VolumeOptions"]["DriverConfig"]["Options"]["device"] = "/srv/data"
     allowed(create(hc(Mounts=[m])))
+
+
+@pytest.mark.parametrize("o", [" bind ", "BIND", "bind ", "Rbind"])
+def test_almost_bind_is_judged_as_a_bind_and_as_a_mount(o):
+    """moby/sys/mount matches `bind` exactly: " bind" is filesystem data, so the kernel mounts
+    `type`; we judge the device as a bind source too (stricter)."""
+    m = {"Type": "volume", "Target": "/x", "VolumeOptions": {"DriverConfig": {
+        "Options": {"type": "none", "o": o, "device": "/etc"}}}}
+    out = create(hc(Mounts=[m]))
+    denied_by(out, "sensitive-mount")
+    assert "[volume-mount-type]" in out.msg and "type 'none' is not an allowed volume type" in out.msg
+    m["VolumeOptions"]["DriverConfig"]["Options"]["device"] = "/srv/data"
+    assert "type 'none'" in denied_by(create(hc(Mounts=[m])), "volume-mount-type")
 
 
 def test_volume_options_without_bind_or_another_driver():
@@ -112,6 +124,7 @@ def test_named_volume_made_earlier_with_bind(how):
     ctx = FakeContext(volumes={"etcvol": ETC_VOLUME})
     msg = denied_by(create(hc(**how), ctx=ctx), "sensitive-mount")
     assert "volume etcvol (o=bind device=/etc) (sensitive: /etc)" in msg
+    assert "[volume-mount-type]" not in msg  # a bind is judged by its path, not its type
 
 
 def test_named_volume_plain_or_missing_is_fine():
@@ -160,7 +173,7 @@ def test_volume_create_bind_to_sensitive_path(driver):
     if driver is not None:
         body["Driver"] = driver
     msg = denied_by(decide("POST", "/v1.41/volumes/create", body), "sensitive-volume")
-    assert "volume with o=bind device=/etc (sensitive: /etc)" in msg
+    assert "volume v (o=bind device=/etc) (sensitive: /etc)" in msg
 
 
 def test_volume_create_evasions_and_twins():
@@ -223,3 +236,104 @@ def test_volumes_from_a_container_with_sensitive_binds(ref):
 def test_volumes_from_a_container_with_benign_mounts():
     body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"VolumesFrom": ["databinder:rw"]}}
     assert not create_problems("sensitive-mount", body, containers=FROM, volumes=VOLS)
+
+
+# ---- host state under /run and /var (issue 7, hole 6) ----
+
+@pytest.mark.parametrize("src,sensitive", [
+    ("/run/dbus", "/run"), ("/run/systemd", "/run"), ("/run/user/1000", "/run"), ("/run/lock", "/run"),
+    ("/var/run/dbus", "/var/run"), ("/var/lock", "/var/lock"), ("/var/spool/cron", "/var"),
+    ("/var/backups", "/var"), ("/var/lib/apt", "/var"), ("/var/cache", "/var"), ("/var/tmp", "/var"),
+    ("/var/mail", "/var"), ("/var", "/var"), ("/run", "/run"), ("/var/lib/docker/x", "/var/lib/docker"),
+])
+def test_everything_under_run_and_var(src, sensitive):
+    msg = denied_by(create(hc(Binds=[f"{src}:/x"])), "sensitive-mount")
+    assert f"(sensitive: {sensitive})" in msg
+    denied_by(decide("POST", "/volumes/create", {"DriverOpts": {"type": "none", "o": "bind", "device": src}}),
+              "sensitive-volume")
+
+
+def test_var_run_through_its_symlink():
+    ctx = FakeContext(realpaths={"/srv/dbus-link": "/run/dbus"})
+    assert "(sensitive: /run)" in denied_by(create(hc(Binds=["/srv/dbus-link:/x"]), ctx=ctx), "sensitive-mount")
+
+
+def allowing(tmp_path, *paths):
+    p = tmp_path / "p.toml"
+    p.write_text("[lists]\nallowed_paths = [" + ", ".join(f'"{x}"' for x in paths) + "]\n")
+    return policies.load(p)
+
+
+@pytest.mark.parametrize("src", ["/var/log/app", "/var/log/app/", "/var/log/app/2024", "/run/app/sock-dir",
+                                 "/var/lib/foo", "/var/lib/foo/bar"])
+def test_allowed_paths_carve_out(tmp_path, src):
+    pol = allowing(tmp_path, "/var/log/app", "/run/app", "/var/lib")
+    allowed(create(hc(Binds=[f"{src}:/x"]), policy=pol))
+    allowed(decide("POST", "/volumes/create", {"DriverOpts": {"type": "none", "o": "bind", "device": src}},
+                   policy=pol))
+
+
+@pytest.mark.parametrize("src,sensitive", [
+    ("/var/log", "/var/log"), ("/var/log/app/../secure", "/var/log"), ("/var/log/apparmor", "/var/log"),
+    ("/run", "/run"), ("/run/apple", "/run"),
+    ("/var/lib", "/var/lib/docker"),               # the carve-out holds sensitive paths: still refused
+    ("/var/lib/docker", "/var/lib/docker"),        # a deeper sensitive path wins
+    ("/var/lib/docker/volumes/x/_data", "/var/lib/docker"),
+])
+def test_allowed_paths_do_not_open_more(tmp_path, src, sensitive):
+    pol = allowing(tmp_path, "/var/log/app", "/run/app", "/var/lib")
+    msg = denied_by(create(hc(Binds=[f"{src}:/x"]), policy=pol), "sensitive-mount")
+    assert f"(sensitive: {sensitive})" in msg
+
+
+def test_allowed_path_through_a_symlink_is_judged_where_it_leads(tmp_path):
+    pol = allowing(tmp_path, "/var/log/app")
+    ctx = FakeContext(lists=pol.lists, realpaths={"/var/log/app/link": "/etc"})
+    assert "(sensitive: /etc)" in denied_by(create(hc(Binds=["/var/log/app/link:/x"]), policy=pol, ctx=ctx),
+                                            "sensitive-mount")
+
+
+def test_equal_to_a_sensitive_path_carves_nothing(tmp_path):
+    pol = allowing(tmp_path, "/etc", "/var/log")
+    denied_by(create(hc(Binds=["/etc/x:/x"]), policy=pol), "sensitive-mount")
+    denied_by(create(hc(Binds=["/var/log/x:/x"]), policy=pol), "sensitive-mount")
+
+
+# ---- the daemon's actual exec-root and containerd's directories ----
+
+def with_dirs(*dirs, **kw):
+    ctx = FakeContext(**kw)
+    ctx.dirs = frozenset(dirs)
+    return ctx
+
+
+@pytest.mark.parametrize("src,sensitive", [
+    ("/srv/dexec", "/srv/dexec"), ("/srv/dexec/netns/abc", "/srv/dexec"), ("/srv", "/srv/dexec"),
+    ("/data/ctd-state/io.containerd.runtime.v2.task", "/data/ctd-state"),
+])
+def test_exec_root_elsewhere(src, sensitive):
+    ctx = with_dirs("/srv/dexec", "/data/ctd-state")
+    msg = denied_by(create(hc(Binds=[f"{src}:/x"]), ctx=ctx), "sensitive-mount")
+    assert f"(sensitive: {sensitive})" in msg
+    assert ("daemon_dirs",) in ctx.calls
+
+
+def test_exec_root_elsewhere_benign_and_not_carved_out(tmp_path):
+    allowed(create(hc(Binds=["/srv/data:/x"]), ctx=with_dirs("/srv/dexec")))
+    pol = allowing(tmp_path, "/srv/dexec")
+    denied_by(create(hc(Binds=["/srv/dexec/x:/x"]), policy=pol, ctx=with_dirs("/srv/dexec", lists=pol.lists)),
+              "sensitive-mount")
+
+
+def test_exec_root_lookup_only_when_needed_and_failure_denies():
+    ctx = with_dirs("/srv/dexec")
+    denied_by(create(hc(Binds=["/etc:/x"]), ctx=ctx), "sensitive-mount")
+    assert ("daemon_dirs",) not in ctx.calls
+    out = create(hc(Binds=["/srv/data:/x"]), fail={"daemon_dirs"})
+    assert "could not look up daemon_dirs" in denied_by(out, "sensitive-mount")
+
+
+def test_relative_bind_device():
+    body = {"DriverOpts": {"type": "none", "o": "bind", "device": "etc"}}
+    msg = denied_by(decide("POST", "/volumes/create", body), "sensitive-volume")
+    assert "relative path 'etc'" in msg

@@ -66,7 +66,7 @@ def test_plugin_create_is_always_flagged():
 
 @pytest.mark.parametrize("kv,what", [
     ("mymount.source=/etc", "/etc"), ("data.source=//var/run/docker.sock", "/var/run/docker.sock"),
-    ("dev.path=/dev", "/dev"), ("M.SOURCE=/root/x", "/root"), ("x.source=/var", "/var/"),
+    ("dev.path=/dev", "/dev"), ("M.SOURCE=/root/x", "/root"), ("x.source=/var", "/var)"),
 ])
 def test_plugin_set_sensitive_sources(kv, what):
     msg = denied_by(decide("POST", "/v1.41/plugins/p/set", [kv], plugins={"p": {"Config": {}}}), "plugin-privileges")

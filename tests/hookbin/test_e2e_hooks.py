@@ -100,7 +100,7 @@ def test_each_start_runs_the_hooks_once(hd_log, hook_daemon):
 
 def test_installed_recorder_logs_each_phase(tmp_path, hook_daemon):
     hd = hook_daemon
-    log = hd.base / f"rec-{uuid.uuid4().hex[:8]}.log"
+    log = hd.logs / f"rec-{uuid.uuid4().hex[:8]}.log"
     prog = hd.hooks / "docker-hooks"
     spec = hd.spec("recorder", **{p: [{"path": str(prog), "args": ["docker-hooks", "--state", p, "--log", str(log)],
                                        "env": [], "timeout": 5}] for p in hs.PHASES})
@@ -191,7 +191,7 @@ def test_invalid_spec_refused_at_create_and_nothing_left(bad_programs, case):
 
 def test_bad_json_refused_with_line_and_column(hook_daemon):
     hd = hook_daemon
-    path = hd.base / "badjson.json"
+    path = hd.specs / "badjson.json"
     path.write_text('{"prestart": [\n  {"path": "/x" "args": []}\n]}\n')
     assert_refused(hd, f"dgbad-{uuid.uuid4().hex[:8]}", str(path), f"{path}:2:17: invalid JSON")
 
@@ -213,14 +213,17 @@ def test_container_without_spec_runs_normally_through_the_wrapper(hook_daemon):
 # --- network-hook -------------------------------------------------------------------------
 
 @pytest.fixture
-def host_link():
-    """A host interface to hand over: dummy if the kernel has it, else one end of a veth."""
+def host_link(hook_daemon):
+    """A host interface to hand over (dummy if the kernel has it, else one end of a veth),
+    listed in the policy's network_interfaces while the test runs."""
     tag = uuid.uuid4().hex[:6]
     name, peer = f"dga{tag}", f"dgb{tag}"
     made = subprocess.run(["ip", "link", "add", name, "type", "dummy"], capture_output=True)
     if made.returncode != 0:
         subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", peer], check=True)
+    hook_daemon.set_policy(network_interfaces=[name])
     yield name
+    hook_daemon.set_policy()
     for n in (name, peer):
         subprocess.run(["ip", "link", "del", n], capture_output=True)
 
@@ -265,7 +268,11 @@ def test_network_hook_missing_interface_fails_start(hook_daemon):
     hd = hook_daemon
     spec = hd.spec("net-missing", prestart=[{"path": str(hd.hooks / "network-hook"),
                                               "args": ["network-hook", "dgnope0", "x0"], "env": []}])
-    res = hd.d.docker("run", "--rm", "--network", "none", "--label", f"{hs.LABEL}={spec}", "busybox", "true")
+    hd.set_policy(network_interfaces=["dgnope0"])  # listed, but not on this host
+    try:
+        res = hd.d.docker("run", "--rm", "--network", "none", "--label", f"{hs.LABEL}={spec}", "busybox", "true")
+    finally:
+        hd.set_policy()
     assert res.returncode != 0
     assert "network-hook: host interface 'dgnope0' not found" in res.stderr, res.stderr
 
@@ -275,7 +282,7 @@ def test_network_hook_missing_interface_fails_start(hook_daemon):
 def test_lxcfs_hook_shows_container_memory_limit(hook_daemon):
     require_lxcfs()
     hd = hook_daemon
-    log = hd.base / "lxcfs-hook.log"
+    log = hd.logs / "lxcfs-hook.log"
     spec = hd.spec("lxcfs", prestart=[{"path": str(hd.hooks / "lxcfs-hook"),
                                        "args": ["lxcfs-hook", "--log", str(log)], "env": [], "timeout": 5}])
     res = hd.d.docker("run", "--rm", "-m", "64m", "--label", f"{hs.LABEL}={spec}", "busybox", "head", "-1", "/proc/meminfo")

@@ -17,6 +17,7 @@ COMPONENTS = (
     ("install", "dockguard.install"),
     ("uninstall", "dockguard.install"),
     ("preflight", "dockguard.preflight"),
+    ("creds", "dockguard.creds.cli"),
 )
 
 

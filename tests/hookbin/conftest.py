@@ -226,3 +226,53 @@ def hook_daemon():
         yield HookDaemon(d, base)
     finally:
         d.remove()
+
+
+class GuardedHooks:
+    """A private dockerd guarded by the plugin, with dockguard-runtime as its default runtime;
+    the plugin, the runtime and the hook programs share one policy (base/policy.toml)."""
+
+    def __init__(self, g, base: Path):
+        self.g = g
+        self.d = g.daemon
+        self.base = base
+        self.root = g.daemon.data_root
+        self.hooks = self.root / "hooks"
+        self.specs = base / "specs"
+        self.logs = base / "logs"
+        self.policy = base / "policy.toml"
+
+    def docker(self, *args, **kw):
+        return self.g.docker(*args, **kw)
+
+    def spec(self, name: str, **phases) -> str:
+        return str(write_spec(self.specs / f"{name}.json", **phases))
+
+    def count(self) -> int:
+        return len(self.docker("ps", "-aq").stdout.split())
+
+
+@pytest.fixture(scope="session")
+def guarded_hooks_factory(guarded_factory):
+    """make(rules=None) -> GuardedHooks; `rules` overrides rule levels in the shared policy."""
+    def make(rules: dict | None = None) -> GuardedHooks:
+        require_dockerd()
+        base = trusted_tmpdir("dgg")
+        root = base / "root"
+        for d in (base / "specs", base / "logs", root):
+            d.mkdir(mode=0o755)
+        policy = write_root_file(base / "policy.toml", policy_toml([base / "specs"], base / "logs", rules=rules))
+        install.install_hooks(str(root), policy=str(policy))
+        runtime = install.install_runtime(str(base / "bin"), docker_root=str(root))
+        write_exec(root / "hooks" / "record", RECORD_SH)
+        g = guarded_factory(policy=str(policy), base=base, default_runtime="dockguard",
+                            runtimes={"dockguard": install.runtime_config(runtime, str(root), policy=str(policy))})
+        return GuardedHooks(g, base)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def guarded_hooks(guarded_hooks_factory) -> GuardedHooks:
+    """The default rules (hook-spec = deny) over a policy granting base/specs."""
+    return guarded_hooks_factory()

@@ -10,13 +10,18 @@ import uuid
 import pytest
 
 from hookbin import spec as hs
-from tests.hookbin.test_e2e_hooks import INVALID
+from .test_e2e_hooks import INVALID
 
 DENIED = "authorization denied by plugin"
 
 
+pytestmark = pytest.mark.docker
+
+
 @pytest.fixture(scope="module")
-def hooks_ready(guarded):
+def hooks_ready(guarded_hooks):
+    guarded = guarded_hooks.g
+    guarded.specs = guarded_hooks.specs
     root = guarded.daemon.data_root
     hooks = root / "hooks"
     hooks.mkdir(exist_ok=True)
@@ -35,7 +40,7 @@ def count(g) -> int:
 
 
 @pytest.mark.parametrize("case", list(INVALID))
-def test_invalid_spec_refused_at_docker_create(hooks_ready, tmp_path, case):
+def test_invalid_spec_refused_at_docker_create(hooks_ready, case):
     g = hooks_ready
     root, hooks = g.daemon.data_root, g.daemon.data_root / "hooks"
     over, fault = INVALID[case]
@@ -49,7 +54,7 @@ def test_invalid_spec_refused_at_docker_create(hooks_ready, tmp_path, case):
             h[key] = str(root / value[len("@root/"):])
         else:
             h[key] = value
-    spec = tmp_path / f"bad-{uuid.uuid4().hex[:6]}.json"
+    spec = g.specs / f"bad-{uuid.uuid4().hex[:6]}.json"
     spec.write_text(json.dumps({"prestart": [h]}))
     before = count(g)
     res = g.docker("create", "--label", f"{hs.LABEL}={spec}", "busybox", "true")
@@ -59,17 +64,17 @@ def test_invalid_spec_refused_at_docker_create(hooks_ready, tmp_path, case):
     assert count(g) == before, "a container was left behind"
 
 
-def test_bad_json_refused_at_docker_create(hooks_ready, tmp_path):
+def test_bad_json_refused_at_docker_create(hooks_ready):
     g = hooks_ready
-    path = tmp_path / "badjson.json"
+    path = g.specs / "badjson.json"
     path.write_text('{"prestart": [\n  {"path": "/x" "args": []}\n]}\n')
     res = g.docker("create", "--label", f"{hs.LABEL}={path}", "busybox", "true")
     assert DENIED in res.stderr and f"{path}:2:17: invalid JSON" in res.stderr, res.stderr
 
 
-def test_valid_spec_is_allowed_at_create(hooks_ready, tmp_path):
+def test_valid_spec_is_allowed_at_create(hooks_ready):
     g = hooks_ready
-    path = tmp_path / "good.json"
+    path = g.specs / "good.json"
     path.write_text(json.dumps({"prestart": [{"path": str(g.daemon.data_root / "hooks" / "record"),
                                               "args": ["record"], "env": [], "timeout": 5}]}))
     res = g.docker("create", "--label", f"{hs.LABEL}={path}", "busybox", "true")

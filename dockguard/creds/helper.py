@@ -14,6 +14,8 @@ Errors go to stdout with exit status 1, which is where the CLI reads them: a mis
 prints exactly "credentials not found in native keychain" (the CLI then proceeds without
 credentials), a missing server URL or username the library's own messages. Anything else
 is one line naming the problem and never the secret; no traceback ever reaches the user.
+`docker push` and `pull` ignore a failed `get` (they go on without credentials), so a
+refused `get` or `list` also says why on stderr, which the CLI passes through to the user.
 """
 from __future__ import annotations
 
@@ -86,7 +88,7 @@ def _no_core_dumps() -> None:
         pass
 
 
-def run(action: str, stdin, stdout, environ=None) -> int:
+def run(action: str, stdin, stdout, environ=None, stderr=None) -> int:
     """One protocol action; returns the exit status. `stdin` is binary, `stdout` text."""
     try:
         _no_core_dumps()
@@ -109,7 +111,7 @@ def run(action: str, stdin, stdout, environ=None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line, no traceback
-        from dockguard.creds.store import CredsError
+        from dockguard.creds.store import CredsError, NotFound
         if isinstance(exc, CredsError):
             msg = str(exc)
         elif isinstance(exc, (ValueError, UnicodeDecodeError)):
@@ -119,6 +121,10 @@ def run(action: str, stdin, stdout, environ=None) -> int:
         else:
             msg = f"{NAME}: internal error ({type(exc).__name__})"
         stdout.write(msg + "\n")
+        if action in ("get", "list") and stderr is not None and not isinstance(exc, NotFound):
+            # push and pull drop a helper's error and carry on anonymously ("no basic auth
+            # credentials"); the helper's stderr is the CLI's, so the reason is said there.
+            stderr.write(f"{NAME}: {msg}\n")
         return 1
 
 
@@ -138,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if action not in ACTIONS:
         out.write(f"{NAME}: unknown action: {action}\n")
         return 2
-    code = run(action, sys.stdin.buffer, out, os.environ)
+    code = run(action, sys.stdin.buffer, out, os.environ, sys.stderr)
     out.flush()
     return code
 

@@ -254,14 +254,16 @@ class GuardedHooks:
 
 @pytest.fixture(scope="session")
 def guarded_hooks_factory(guarded_factory):
-    """make(rules=None) -> GuardedHooks; `rules` overrides rule levels in the shared policy."""
-    def make(rules: dict | None = None) -> GuardedHooks:
+    """make(rules=None, spec_dirs=None) -> GuardedHooks; `rules` overrides rule levels in the
+    shared policy; `spec_dirs` replaces [base/specs] ([] grants anywhere root's alone)."""
+    def make(rules: dict | None = None, spec_dirs: list | None = None) -> GuardedHooks:
         require_dockerd()
         base = trusted_tmpdir("dgg")
         root = base / "root"
         for d in (base / "specs", base / "logs", root):
             d.mkdir(mode=0o755)
-        policy = write_root_file(base / "policy.toml", policy_toml([base / "specs"], base / "logs", rules=rules))
+        dirs = [base / "specs"] if spec_dirs is None else spec_dirs
+        policy = write_root_file(base / "policy.toml", policy_toml(dirs, base / "logs", rules=rules))
         install.install_hooks(str(root), policy=str(policy))
         runtime = install.install_runtime(str(base / "bin"), docker_root=str(root))
         write_exec(root / "hooks" / "record", RECORD_SH)

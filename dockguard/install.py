@@ -429,6 +429,9 @@ def install_plan(args, root: str) -> Plan:
         plan.files.append(Want(front, hooks.render_front(runc, py, hooks.PKG_ROOT, grep, args.docker_root),
                                0o755))
         runtime = hooks.runtime_config(front, args.docker_root, args.hook_spec)
+    if args.creds:  # docker-credential-dockguard where the docker CLI finds it (dockguard/creds)
+        from dockguard.creds import enable as creds
+        plan.files.append(Want(os.path.join(args.bin_dir, creds.HELPER_NAME), creds.helper_script(), 0o755))
     conf, _ = read_daemon(root)
     state = read_state(root)
     merged, added, notes = merge_daemon(conf, runtime, entitlements=not args.no_entitlements)
@@ -476,8 +479,10 @@ def cmd_install(args) -> int:
         return 1
     for note in plan.notes:
         print(f"note: {note}")
+    from dockguard.creds.enable import enable_users  # --creds USER, once the helper is in place
+    creds_rc = enable_users(root, args.creds, args.dry_run) if args.creds else 0
     if args.dry_run:
-        return 0
+        return creds_rc
     systemctl(root, "enable", *UNITS)
     if systemd_running(root):
         systemctl(root, "daemon-reload")
@@ -486,7 +491,7 @@ def cmd_install(args) -> int:
     if n:
         print("\nNext: systemctl restart docker   (dockerd reads daemon.json and the plugin at start; "
               "stops running containers unless live-restore is on)")
-    return 0
+    return creds_rc
 
 
 # ---- uninstall -------------------------------------------------------------------------
@@ -579,4 +584,7 @@ def register(sub, name):
                    help="leave daemon.json's builder.entitlements alone (the plugin then refuses "
                         "BuildKit's /grpc and /session)")
     preflight.add_install_options(p)
+    p.add_argument("--creds", action="append", default=[], metavar="USER",
+                   help="put docker-credential-dockguard in --bin-dir and enable it in USER's "
+                        "~/.docker/config.json, encrypting its plain-text logins (repeatable)")
     p.set_defaults(func=cmd_install)

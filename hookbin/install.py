@@ -3,8 +3,9 @@
 Docker runs these on every container operation, with an empty environment for hooks, so
 nothing may go through a `python3` shim or PATH lookups: each installed file names the real
 interpreter (`-I -S`: no site, no user paths, ~20 ms) and the directory holding `hookbin`.
-The wrapper itself is a /bin/sh front that execs runc directly unless there is a hook-spec
-to merge, so the common path never starts Python.
+The wrapper itself is a /bin/sh front that execs runc directly for every command but
+`create`; a `create` starts Python (-I -S, stdlib and dockguard's rule modules only), which
+judges the OCI config (hookbin/judge.py) and merges hook-specs before it execs runc.
 """
 from __future__ import annotations
 
@@ -29,27 +30,22 @@ RUNTIME_NAME = "dockguard-runtime"
 
 FRONT_TEMPLATE = r"""#!/bin/sh
 # dockguard-runtime: OCI runtime wrapper around runc, installed by `dockguard hookspec install`.
-# Hot path in sh: every command but `create` (and a `create` with no hook-spec anywhere)
-# execs runc directly. Otherwise hookbin.runtime (Python) merges the hooks, then execs runc.
-# A docker root without containers/ means a wrong --docker-root: Python then refuses loudly
-# rather than silently dropping the container's hooks.
+# Hot path in sh: every command but `create` execs runc directly. Every `create` goes to
+# hookbin.runtime (Python): it judges the OCI config with dockguard's policy (refusing, or
+# pinning bind sources), merges any hook-spec's hooks, then execs runc.
 RUNC=@RUNC@
 PY=@PY@
 PKG=@PKG@
-GREP=@GREP@
 ROOT=@ROOT@
 
 scan() {
-  lead=0 spec= root=$ROOT cmd= bundle=. id= odd=
+  lead=0 cmd= odd=
   while [ $# -gt 0 ]; do
     case "$1" in
       --hook-spec|--docker-root|--policy)
         [ $# -ge 2 ] || { odd=1; return 0; }
-        if [ "$1" = --hook-spec ]; then spec=$2; elif [ "$1" = --docker-root ]; then root=$2; fi
         shift 2; lead=$((lead + 2)) ;;
-      --policy=*) shift; lead=$((lead + 1)) ;;
-      --hook-spec=*) spec=${1#*=}; shift; lead=$((lead + 1)) ;;
-      --docker-root=*) root=${1#*=}; shift; lead=$((lead + 1)) ;;
+      --hook-spec=*|--docker-root=*|--policy=*) shift; lead=$((lead + 1)) ;;
       *) break ;;
     esac
   done
@@ -59,29 +55,13 @@ scan() {
         [ $# -ge 2 ] || return 0; shift 2 ;;
       --hook-spec*|--docker-root*|--policy*|--runc*|--) odd=1; return 0 ;;
       -*) shift ;;
-      *) cmd=$1; shift; break ;;
-    esac
-  done
-  [ "$cmd" = create ] || return 0
-  while [ $# -gt 0 ]; do
-    case "$1" in
-      --bundle|-b) [ $# -ge 2 ] || { odd=1; return 0; }; bundle=$2; shift 2 ;;
-      --bundle=*|-b=*) bundle=${1#*=}; shift ;;
-      --console-socket|--pid-file|--preserve-fds) [ $# -ge 2 ] || return 0; shift 2 ;;
-      -*) shift ;;
-      *) id=$1; shift ;;
+      *) cmd=$1; return 0 ;;
     esac
   done
 }
 
 scan "$@"
-if [ -z "$odd" ]; then
-  if [ "$cmd" != create ]; then shift $lead; exec "$RUNC" "$@"; fi
-  if [ -z "$spec" ] && [ -n "$id" ] && [ -d "$root/containers" ] && \
-     ! "$GREP" -qsF dockguard.hook-spec "$root/containers/$id/config.v2.json" "$bundle/config.json"; then
-    shift $lead; exec "$RUNC" "$@"
-  fi
-fi
+if [ -z "$odd" ] && [ "$cmd" != create ]; then shift $lead; exec "$RUNC" "$@"; fi
 exec "$PY" -IS -c 'import sys; sys.path.insert(0, sys.argv.pop(1)); from hookbin.runtime import main; sys.exit(main())' "$PKG" --runc "$RUNC" --docker-root "$ROOT" "$@"
 """
 
@@ -113,10 +93,12 @@ def which_abs(name: str, candidates: tuple[str, ...]) -> str:
     return os.path.realpath(found)
 
 
-def render_front(runc: str, python: str, pkg_root: str, grep: str,
+def render_front(runc: str, python: str, pkg_root: str, grep: str | None = None,
                  docker_root: str = hookspec.DEFAULT_DOCKER_ROOT) -> str:
+    """The front script. `grep` is no longer used (every `create` is judged in Python); the
+    parameter stays for callers that pass it."""
     text = FRONT_TEMPLATE
-    for key, value in (("@RUNC@", runc), ("@PY@", python), ("@PKG@", pkg_root), ("@GREP@", grep),
+    for key, value in (("@RUNC@", runc), ("@PY@", python), ("@PKG@", pkg_root),
                        ("@ROOT@", docker_root)):
         text = text.replace(key, shlex.quote(value))
     return text
@@ -174,18 +156,18 @@ def install_runtime(bin_dir: str, runc: str | None = None, python: str | None = 
     daemon-wide spec the runtime needs no runtimeArgs (dockerd then skips its own sh layer).
     """
     runc = runc or which_abs("runc", ("/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc"))
-    grep = which_abs("grep", ("/usr/bin/grep", "/bin/grep"))
     if not os.access(runc, os.X_OK):
         raise InstallError(f"runc {runc!r} is not executable")
     os.makedirs(bin_dir, mode=0o755, exist_ok=True)
     path = os.path.join(bin_dir, RUNTIME_NAME)
-    write_executable(path, render_front(runc, real_python(python), pkg_root, grep, docker_root))
+    write_executable(path, render_front(runc, real_python(python), pkg_root, docker_root=docker_root))
     return path
 
 
 def runtime_config(runtime_path: str, docker_root: str, hook_spec: str | None = None,
                    policy: str | None = None) -> dict:
-    """The daemon.json `runtimes` entry for the wrapper (`policy`: its [hookspec] source)."""
+    """The daemon.json `runtimes` entry for the wrapper (`policy`: dockguard's policy file, for
+    its rules and its [hookspec]; none: /etc/dockguard/policy.toml if present, else built-in)."""
     args = ["--hook-spec", hook_spec] if hook_spec else []
     args += ["--policy", policy] if policy else []
     return {"path": runtime_path, "runtimeArgs": args + ["--docker-root", docker_root]}

@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-from hookbin import oci, spec as hookspec
+from hookbin import judge, oci, spec as hookspec
 from hookbin import policy as hookpolicy
 
 # runc global options that take a value (urfave/cli accepts one or two dashes).
@@ -199,23 +199,23 @@ def prepare_bundle(inv: Invocation) -> int:
 
 # --- errors, the way runc reports them ----------------------------------------------------
 
-def log_line(msg: str, log_format: str, now: float | None = None) -> str:
-    """One error record as runc (logrus) writes it: JSON, or logfmt-style text."""
+def log_line(msg: str, log_format: str, now: float | None = None, level: str = "error") -> str:
+    """One record as runc (logrus) writes it: JSON, or logfmt-style text."""
     now = time.time() if now is None else now
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
     if log_format == "json":
-        return json.dumps({"level": "error", "msg": msg, "time": stamp}) + "\n"
-    return f"time={json.dumps(stamp)} level=error msg={json.dumps(msg)}\n"
+        return json.dumps({"level": level, "msg": msg, "time": stamp}) + "\n"
+    return f"time={json.dumps(stamp)} level={level} msg={json.dumps(msg)}\n"
 
 
-def report(inv: Invocation | None, msg: str) -> None:
+def report(inv: Invocation | None, msg: str, level: str = "error") -> None:
     """To runc's --log file (dockerd reads the last error from it) and to stderr."""
     msg = f"dockguard-runtime: {msg}"
     if inv is not None and inv.log:
         try:
             fd = os.open(inv.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
-                os.write(fd, log_line(msg, inv.log_format).encode())
+                os.write(fd, log_line(msg, inv.log_format, level=level).encode())
             finally:
                 os.close(fd)
         except OSError:
@@ -247,7 +247,13 @@ def main(argv: list[str] | None = None) -> int:
         inv = parse_argv(argv)
         runc = find_runc(inv.runc)
         if inv.command == "create":
+            # the runtime's line of defence (hookbin/judge.py): refuse, or pin bind sources
+            judge.check_bundle(inv.bundle or ".", inv.docker_root, inv.container_id, inv.policy,
+                               audit=lambda msg: report(inv, msg, level="warning"))
             prepare_bundle(inv)
+    except judge.Refused as exc:
+        report(inv, str(exc))
+        return 1
     except hookspec.SpecError as exc:
         report(inv, "hook-spec refused: " + "; ".join(exc.problems))
         return 1

@@ -6,20 +6,32 @@ host it asks `ctx`, the edge that gathered it (and that tests replace with plain
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 LEVELS = ("deny", "audit", "off")
 
 
-@dataclass(frozen=True, slots=True)
 class Rule:
+    """One rule. A plain immutable class, not a dataclass: dockguard-runtime imports the rule
+    modules on every container start, and `dataclasses` alone costs it ~10 ms."""
+
+    __slots__ = ("id", "actions", "reason", "hint", "default", "check")
     id: str
     actions: frozenset[str]
     reason: str   # why, in one line (the guide's reason)
     hint: str     # how to do the thing safely
     default: str  # deny | audit | off
     check: Callable
+
+    def __init__(self, id, actions, reason, hint, default, check):
+        for name, value in zip(self.__slots__, (id, actions, reason, hint, default, check)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"Rule is read-only ({name})")
+
+    def __repr__(self):
+        return f"Rule({self.id!r}, default={self.default!r})"
 
 
 REGISTRY: dict[str, Rule] = {}

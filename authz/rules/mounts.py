@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import posixpath
 
-from .. import gojson as g
-from .. import localvol
 from . import rule
+
+# gojson and localvol are imported where used: dockguard-runtime imports this module on every
+# container start and never calls those paths (ipaddress, dataclasses and typing cost ~15 ms).
 
 CONTAINER = ("container.create", "container.start", "service.create", "service.update")
 
@@ -107,6 +108,7 @@ def _stored(how: str, name: str, ctx) -> list[tuple[str, dict]]:
 
 
 def _bind_device(opts) -> str | None:
+    from .. import localvol
     lo, _ = localvol.read(opts)
     return lo.device if lo.bind_like else None
 
@@ -156,6 +158,7 @@ def _inherited_binds(spec, ctx) -> list[tuple[str, str]]:
 
 
 def _volume_create(req) -> tuple[str, str, dict[str, str]]:
+    from .. import gojson as g
     body = req.body()
     name = g.string(body, "name") or "(unnamed)"
     return name, g.string(body, "driver"), g.string_map(body, "driveropts")
@@ -179,6 +182,7 @@ def sensitive_volume(req, spec, ctx):
             "a bind of a dedicated directory, or nfs/cifs to a server listed in the policy's "
             "volume_servers"))
 def volume_mount_type(req, spec, ctx):
+    from .. import localvol
     if req.action == "volume.create":
         name, driver, opts = _volume_create(req)
         vols = [(f"volume {name}", opts)] if driver in ("", "local") else []

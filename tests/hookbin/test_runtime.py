@@ -12,6 +12,7 @@ import pytest
 from hookbin import install, oci, runtime
 from hookbin import spec as hs
 
+from . import ociconfigs
 from .conftest import hook, write_exec, write_spec
 
 ID = "0123456789abcdef" * 4
@@ -90,8 +91,8 @@ def test_label_and_annotation_must_agree():
 def bundle(tmp_path, docker_root):
     b = tmp_path / "bundle"
     b.mkdir()
-    (b / "config.json").write_text(json.dumps({"ociVersion": "1.0.2", "root": {"path": "rootfs"},
-                                               "hooks": {"prestart": [{"path": "/existing"}]}}))
+    # a benign config as dockerd writes it: the runtime judges every create (hookbin/judge.py)
+    (b / "config.json").write_text(json.dumps(ociconfigs.config(root=docker_root)))
     (docker_root / "containers" / ID).mkdir(parents=True)
     return b
 
@@ -187,10 +188,14 @@ def test_front_passes_other_commands_to_runc_without_python(tmp_path, front, cmd
     assert runc_argv(tmp_path) == ["--root", "/r", "--log", "/l.json", "--log-format", "json", *cmd]
 
 
-def test_front_create_without_any_spec_skips_python(tmp_path, front, docker_root, bundle):
+def test_front_create_without_any_spec_still_goes_through_python(tmp_path, front, docker_root, bundle):
+    """Every create is judged (hookbin/judge.py): no hook-spec is no reason to skip Python."""
     set_labels(docker_root, {"a": "b"})
-    exe = front()
-    res = subprocess.run([exe, "--root", "/r", "create", "--bundle", str(bundle), ID], capture_output=True, text=True)
+    res = subprocess.run([front(), "--root", "/r", "create", "--bundle", str(bundle), ID], capture_output=True, text=True)
+    assert res.returncode != 0 and runc_argv(tmp_path) is None
+    exe = front(py=os.path.realpath(os.sys.executable))
+    res = subprocess.run([exe, "--docker-root", str(docker_root), "--root", "/r", "create", "--bundle", str(bundle), ID],
+                         capture_output=True, text=True, env={})
     assert res.returncode == 0, res.stderr
     assert runc_argv(tmp_path) == ["--root", "/r", "create", "--bundle", str(bundle), ID]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -129,4 +130,7 @@ def cmd_enable(args) -> int:
     print(f'{res["config"]}: "credsStore": "dockguard"')
     for url in res["migrated"]:
         print(f"  moved the plain-text login for {url} into the encrypted store")
+    if shutil.which(en.HELPER_NAME) is None:
+        print(f"WARNING: {en.HELPER_NAME} is not on PATH: docker login will fail until it is "
+              "(as root: dockguard install --creds USER puts it in /usr/local/bin)", file=sys.stderr)
     return 0

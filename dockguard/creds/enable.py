@@ -18,6 +18,7 @@ import binascii
 import json
 import os
 import stat
+import sys
 
 from dockguard.creds.store import CredsError, UnsafeFile, Vault
 
@@ -175,25 +176,56 @@ def _as_user(uid: int, gid: int, fn, *args) -> dict:
     return result["ok"]
 
 
-def enable_for_user(home: str, force: bool = False) -> dict:
-    """enable() for `home`/.docker, as the owner of `home`."""
+def enable_for_user(home: str, uid: int | None = None, force: bool = False) -> dict:
+    """enable() for `home`/.docker, as `uid` (default: the owner of `home`)."""
     try:
         st = os.stat(home)
     except OSError as exc:
         raise CredsError(f"home directory {home}: {exc.strerror}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise CredsError(f"home directory {home} is not a directory")
+    uid = st.st_uid if uid is None else uid
     config_dir = os.path.join(home, ".docker")
-    if os.geteuid() == 0 and st.st_uid != 0:
-        import pwd
+    if uid == os.geteuid():
+        return enable(config_dir, force)
+    if os.geteuid() != 0:
+        raise CredsError(f"{home} belongs to uid {uid}: run as that user or as root")
+    import pwd
+    try:
+        gid = pwd.getpwuid(uid).pw_gid
+    except KeyError:
+        gid = st.st_gid
+    return _as_user(uid, gid, enable, config_dir, force)
+
+
+def enable_users(root: str, users: list[str], dry_run: bool = False) -> int:
+    """`dockguard install --creds USER`: enable the helper in each user's ~/.docker (0 or 1)."""
+    import pwd
+    rc = 0
+    for user in users:
         try:
-            gid = pwd.getpwuid(st.st_uid).pw_gid
+            pw = pwd.getpwnam(user)
         except KeyError:
-            gid = st.st_gid
-        return _as_user(st.st_uid, gid, enable, config_dir, force)
-    if st.st_uid != os.geteuid():
-        raise CredsError(f"{home} belongs to uid {st.st_uid}: run as that user or as root")
-    return enable(config_dir, force)
+            print(f"dockguard install: --creds {user}: no such user", file=sys.stderr)
+            rc = 1
+            continue
+        home = os.path.join(root, pw.pw_dir.lstrip("/"))
+        config = os.path.join(home, ".docker", CONFIG_NAME)
+        try:
+            if dry_run:
+                plain = plaintext_auths(config) if os.path.isfile(config) else []
+                print(f'dry run: would set "credsStore": "{STORE_NAME}" in {config}'
+                      + (f" and encrypt the plain-text logins of {', '.join(plain)}" if plain else ""))
+                continue
+            res = enable_for_user(home, pw.pw_uid)
+        except CredsError as exc:
+            print(f"dockguard install: --creds {user}: {exc}", file=sys.stderr)
+            rc = 1
+            continue
+        print(f'{res["config"]}: "credsStore": "{STORE_NAME}" (user {user})')
+        for url in res["migrated"]:
+            print(f"  moved the plain-text login for {url} into the encrypted store")
+    return rc
 
 
 def helper_script(python: str | None = None) -> str:

@@ -117,7 +117,9 @@ def cmd_up(args) -> int:
     except ImportError:
         hook_sandbox = None
     daemon = PrivateDaemon(base, authz_plugins=[PLUGIN_NAME], **kw)
-    plugin = PluginProcess(PLUGIN_NAME, docker_host=daemon.host, log_path=base / "authz-audit.log")
+    policy = hook_sandbox.policy_path(base) if hook_sandbox else None  # [hookspec] shared with the runtime
+    plugin = PluginProcess(PLUGIN_NAME, docker_host=daemon.host, log_path=base / "authz-audit.log",
+                           policy=str(policy) if policy else None)
     print(f"starting the dockguard authz plugin ({plugin.socket}) ...")
     plugin.start()
     print(f"starting a private dockerd ({daemon.host}) ...")

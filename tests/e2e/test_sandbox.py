@@ -3,12 +3,14 @@ with every step as expected, stays up for the user, and goes away on `down`."""
 import subprocess
 import sys
 
-from tests.conftest import require_dockerd, short_tmpdir
+from tests.conftest import require_dockerd
+from tests.hookbin.conftest import trusted_tmpdir
 
 
 def test_sandbox_up_walkthrough_down():
     require_dockerd()
-    base = short_tmpdir("dgsb")
+    # Hook-specs must lie where only root can write (not /tmp): a root-owned base.
+    base = trusted_tmpdir("dgsb")
     base.rmdir()
     cli = [sys.executable, "-m", "dockguard.cli", "sandbox"]
     try:

@@ -6,7 +6,8 @@ effective configuration, as `docker inspect` reports it (labels and healthcheck 
 merged with the image's, the mount points dockerd registered at create, including those
 inherited by --volumes-from), is turned into the same `Spec` a create produces, and the
 create rules are run over it. Bind sources are resolved *now*, on this host: a source
-swapped for a symlink after create is judged by where it points at this start.
+swapped for a symlink after create is judged by where it points at this start. A copy
+(`docker cp`, which makes dockerd mount the container's binds) is judged by the mount rules.
 
 Pure core: `spec_from_inspect` and `judge` take plain data and a context; the engine and
 `dockguard preflight` are the edges that look containers up.
@@ -21,10 +22,17 @@ from .context import LookupFailed
 from .request import AuthzRequest
 from .rules.mounts import norm
 
+# Copies to and from a container: dockerd mounts the container's binds and volumes in its
+# own namespace to copy, so `docker cp f c:/x/` into a container binding /etc writes the
+# host's /etc. Only what a copy reaches is judged for them: the mounts.
+ARCHIVE_ACTIONS = frozenset({"container.archive_put", "container.archive_get",
+                             "container.archive_head", "container.copy"})
+ARCHIVE_RULES = frozenset({"sensitive-mount", "volume-mount-type", "file-bind-mount"})
+
 # Actions that run, resume or reach into an existing container. Stop, kill, pause, rename
 # and delete only take something away, and stay allowed (they are how it is cleaned up).
 JUDGED_ACTIONS = frozenset({"container.start", "container.restart", "exec.create",
-                            "container.attach", "container.unpause", "container.update"})
+                            "container.attach", "container.unpause", "container.update"}) | ARCHIVE_ACTIONS
 
 # Create rules not applied to an existing container, and why (see the README):
 SKIPPED = {
@@ -195,6 +203,10 @@ def check_request(req: AuthzRequest, ctx, rules) -> list[Finding]:
         return []
     if req.action == "container.update" and disarms_restart(req):
         return []
+    if req.action in ARCHIVE_ACTIONS:
+        rules = tuple((r, lvl) for r, lvl in rules if r.id in ARCHIVE_RULES)
+        if not rules:
+            return []
     try:
         info = ctx.container(req.name)
     except LookupFailed as exc:

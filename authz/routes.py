@@ -13,6 +13,8 @@ TABLE: tuple[tuple[str, str, str], ...] = (
     ("HEAD", "/_ping", "read"),
     ("GET", "/containers/json", "read"),
     ("GET", "/containers/{name}/attach/ws", "container.attach"),  # judged as an attach
+    ("GET", "/containers/{name}/archive", "container.archive_get"),  # copies reach its mounts
+    ("HEAD", "/containers/{name}/archive", "container.archive_head"),
     ("POST", "/containers/create", "container.create"),
     ("POST", "/containers/prune", "container.prune"),
     ("POST", "/containers/{name}/start", "container.start"),

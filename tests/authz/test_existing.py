@@ -12,7 +12,7 @@ from authz import existing
 from authz import policy as policies
 from authz.context import HostFacts
 from authz.engine import Engine
-from authz.existing import JUDGED_ACTIONS, SKIPPED, WHY, spec_from_inspect
+from authz.existing import ARCHIVE_ACTIONS, JUDGED_ACTIONS, SKIPPED, WHY, spec_from_inspect
 from authz.rules import all_rules
 
 from .helpers import FakeContext, allowed, decide, default_policy, denied_by
@@ -62,7 +62,12 @@ URIS = {
     "container.attach": ("POST", "/v1.41/containers/{}/attach?stream=1&stdout=1", None),
     "container.unpause": ("POST", "/v1.41/containers/{}/unpause", None),
     "container.update": ("POST", "/v1.41/containers/{}/update", {"Memory": 67108864}),
+    "container.archive_put": ("PUT", "/v1.41/containers/{}/archive?path=/x", None),
+    "container.archive_get": ("GET", "/v1.41/containers/{}/archive?path=/x", None),
+    "container.archive_head": ("HEAD", "/v1.41/containers/{}/archive?path=/x", None),
+    "container.copy": ("POST", "/v1.23/containers/{}/copy", {"Resource": "/x"}),
 }
+RUNNING = sorted(JUDGED_ACTIONS - ARCHIVE_ACTIONS)  # every create rule applies
 
 
 def on(action, name, **ctx_kw):
@@ -76,7 +81,7 @@ def test_every_judged_action_has_a_case():
     assert set(URIS) == JUDGED_ACTIONS
 
 
-@pytest.mark.parametrize("action", sorted(JUDGED_ACTIONS))
+@pytest.mark.parametrize("action", RUNNING)
 def test_violating_existing_container_is_refused_with_rule_and_why(action):
     out = on(action, "bad", containers={"bad": VIOLATING}, cgroup_v2=False)
     for rid in ("host-namespace", "dangerous-capability", "seccomp-unconfined", "sensitive-mount",
@@ -380,3 +385,28 @@ def test_engine_against_a_reloaded_policy_uses_its_own_levels(tmp_path):
 def test_inspect_of_the_example_is_json_serialisable():
     # the fixtures above are what the SDK returns: plain JSON data
     json.dumps(copy.deepcopy(VIOLATING))
+
+
+# ---- copies: dockerd mounts the container's binds to copy, so only the mounts are judged ----
+
+@pytest.mark.parametrize("method,uri", [
+    ("PUT", "/v1.41/containers/{}/archive?path=/x"),
+    ("GET", "/v1.41/containers/{}/archive?path=/x/shadow"),
+    ("HEAD", "/v1.41/containers/{}/archive?path=/x/shadow"),
+    ("POST", "/v1.23/containers/{}/copy"),
+])
+def test_copies_into_and_out_of_a_container_binding_etc_are_refused(method, uri):
+    body = {"Resource": "/x/shadow"} if uri.endswith("/copy") else None
+    out = decide(method, uri.format("bad"), body, containers={"bad": VIOLATING}, cgroup_v2=False)
+    msg = denied_by(out, "sensitive-mount")
+    assert out.rules == ("sensitive-mount",), out.rules  # a copy does not care about --pid host
+    assert "existing container bad" in msg
+    pid_only = inspect("p", hc={"PidMode": "host", "Privileged": True})
+    out = decide(method, uri.format("p"), body, containers={"p": pid_only}, cgroup_v2=False)
+    assert out.allow, out.msg
+
+
+def test_a_copy_through_a_swapped_bind_source_is_refused():
+    c = inspect("sw", mounts=[bind("/tmp/t/x", "/x")])
+    out = decide("PUT", "/containers/sw/archive?path=/x", containers={"sw": c}, realpaths={"/tmp/t/x": "/etc"})
+    assert "bind source /tmp/t/x now resolves to /etc" in denied_by(out, "sensitive-mount")

@@ -2,9 +2,9 @@
 
 Point 1: containers created on an UNGUARDED daemon (--pid host, a bind of /etc, --cap-add
 SYS_ADMIN, seccomp=unconfined, --privileged), then the same daemon restarted guarded by the
-plugin: start, restart, exec, attach, unpause and update are refused with the rule and the
-why; benign twins are allowed; a bind source swapped for a symlink after create is refused
-at start with a message saying where it points now.
+plugin: start, restart, exec, attach, unpause, update and docker cp (through a sensitive
+bind) are refused with the rule and the why; benign twins are allowed; a bind source
+swapped for a symlink after create is refused at start with where it points now.
 
 Point 3: on an unguarded daemon, plain-runc violating containers with a restart policy are
 found by `dockguard preflight`; `dockguard install` refuses to finish while they exist, and
@@ -166,6 +166,23 @@ def test_a_benign_running_twin_is_untouched(late):
     wait_running(d, "plain-up")
 
 
+def test_docker_cp_through_a_sensitive_bind_is_refused_both_ways(late, tmp_path):
+    """dockerd mounts the container's binds to copy: `docker cp` into a container binding
+    /etc would write the host's /etc, out of it read /etc/shadow."""
+    probe = tmp_path / "dg-probe"
+    probe.write_text("probe\n")
+    refused(late.docker("cp", str(probe), "etcbind:/x/dg-probe"), "sensitive-mount")
+    assert not Path("/etc/dg-probe").exists()
+    refused(late.docker("cp", "etcbind:/x/hostname", str(tmp_path / "out")), "sensitive-mount")
+    assert not (tmp_path / "out").exists()
+    # a copy does not care about the pid namespace; the benign bind twin copies both ways
+    ok(late.docker("cp", str(probe), "pidhost:/tmp/"))
+    ok(late.docker("cp", str(probe), "okbind:/ok/"))
+    assert (late.src / "ok" / "dg-probe").read_text() == "probe\n"
+    ok(late.docker("cp", "okbind:/ok/dg-probe", str(tmp_path / "back")))
+    assert (tmp_path / "back").read_text() == "probe\n"
+
+
 def test_every_refusal_is_in_the_audit_log_with_the_container(late):
     late.docker("start", "etcbind")
     lines = [json.loads(x) for x in late.plugin.log_path.read_text(errors="replace").splitlines()
@@ -189,6 +206,7 @@ def test_a_bind_source_swapped_after_create_is_refused_at_start(late):
         msg = refused(late.docker("start", "swapme"), "sensitive-mount")
         assert f"bind source {swap} now resolves to /etc" in msg, msg
         assert not state(late.daemon, "swapme")["State"]["Running"]
+        refused(late.docker("cp", "swapme:/x/hostname", "-"), "sensitive-mount")
     finally:
         swap.unlink()
         swap.mkdir()

@@ -123,13 +123,16 @@ def overlay_dirs(super_opts: str) -> list[str]:
     return out
 
 
-def mount_host_paths(path: str, entry: MountEntry, mounts: dict[int, MountEntry]) -> list[str]:
+def mount_host_paths(path: str, entry: MountEntry, mounts: dict[int, MountEntry],
+                     volume: bool = True) -> list[str]:
     """What host paths an object at `path` on mount `entry` is, beyond `path` itself (pure).
 
     A bind of a host directory shows the directory (by the filesystem and root it shares with
     the host's own mount); a kernel filesystem its host path; a block device's filesystem
     mounted again the device, or the host path it is already mounted at; an overlay its
     directories. A fresh tmpfs, or a network filesystem, is nothing of the host's.
+    `volume`: the mount is one dockerd made for a volume, so a filesystem mounted nowhere else
+    on the host is judged by its device; otherwise `path` is already where the host shows it.
     """
     out = []
     rel = _rel(path, entry.point) if within(path, entry.point) else ""
@@ -142,7 +145,7 @@ def mount_host_paths(path: str, entry: MountEntry, mounts: dict[int, MountEntry]
         host = translate(fs_path, entry.dev, mounts.values(), {entry.id})
         if host is not None:
             out.append(host)
-        elif entry.source.startswith("/"):
+        elif volume and entry.source.startswith("/"):
             out.append(entry.source)  # a device (or image file) mounted nowhere else
     return [p for p in out if p != path]
 

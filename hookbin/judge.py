@@ -488,7 +488,7 @@ def pin_and_describe(config: dict, docker_root: str, real_root: str, container_i
             out = [(how, p.path)]
             if entry is not None and (entry.root != "/" or entry.fstype in hostpath.PSEUDO_FS):
                 out += [(f"{how} (on a {entry.fstype} mount of {entry.source})", h)
-                        for h in hostpath.mount_host_paths(p.path, entry, table)]
+                        for h in hostpath.mount_host_paths(p.path, entry, table, volume=False)]
             binds[i] = out
             if p.is_file:
                 files.update(h for _, h in out)

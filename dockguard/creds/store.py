@@ -26,8 +26,9 @@ finished). When `aeskey` is gone, the entries it sealed become "orphans": a `get
 says the key was removed and to log in again, never a base64 or decryption error, and a new
 login seals under a new key without touching other registries' markers.
 
-Imports are kept to what the helper needs: it runs on every `docker push` and `docker pull`.
-No message built here ever contains a username's secret.
+Imports are kept to what the helper needs: it runs on every `docker push` and `docker pull`
+(cryptography, the costliest, only once something must be sealed or opened). No message
+built here ever contains a secret.
 """
 from __future__ import annotations
 
@@ -39,8 +40,6 @@ import os
 import stat
 import time
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 KEY_NAME = "aeskey"
 STORE_NAME = "dockguard-creds.json"
@@ -145,6 +144,22 @@ def parse_key(data: bytes, path: str) -> Key:
 
 # --- sealing: plain functions over plain data ---------------------------------------------
 
+def _encrypt(key: Key, nonce: bytes, plain: bytes, ad: bytes) -> bytes:
+    # cryptography is imported on first use: `version`, and a user with no store yet, skip it
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    return AESGCM(key.raw).encrypt(nonce, plain, ad)
+
+
+def _decrypt(key: Key, nonce: bytes, data: bytes, ad: bytes) -> bytes:
+    """The plaintext; ValueError if the tag does not verify."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    try:
+        return AESGCM(key.raw).decrypt(nonce, data, ad)
+    except InvalidTag:
+        raise ValueError("authentication tag mismatch") from None
+
+
 def _entry_ad(key_id: str, url: str) -> bytes:
     return b"dockguard-creds/1 entry\0" + key_id.encode("ascii") + b"\0" + url.encode("utf-8")
 
@@ -153,17 +168,17 @@ def seal_entry(key: Key, url: str, username: str, secret: str) -> dict:
     """Encrypt one login, bound to its registry and key id."""
     nonce = os.urandom(NONCE_LEN)
     plain = json.dumps({"u": username, "s": secret}).encode("ascii")
-    return {"nonce": _b64(nonce), "data": _b64(AESGCM(key.raw).encrypt(nonce, plain, _entry_ad(key.id, url)))}
+    return {"nonce": _b64(nonce), "data": _b64(_encrypt(key, nonce, plain, _entry_ad(key.id, url)))}
 
 
 def open_entry(key: Key, url: str, entry: dict, path: str = "the credential store") -> tuple[str, str]:
     """(username, secret) of a sealed entry; Tampered if it does not verify for this URL."""
     try:
         nonce = _unb64(entry["nonce"])
-        plain = AESGCM(key.raw).decrypt(nonce, _unb64(entry["data"]), _entry_ad(key.id, url))
+        plain = _decrypt(key, nonce, _unb64(entry["data"]), _entry_ad(key.id, url))
         doc = json.loads(plain)
         username, secret = doc["u"], doc["s"]
-    except (InvalidTag, ValueError, TypeError, KeyError, binascii.Error):
+    except (ValueError, TypeError, KeyError, binascii.Error):
         raise Tampered(f"{path}: the entry for {url} does not decrypt with this key (damaged, moved "
                        "from another registry, or edited): run docker login again") from None
     if not isinstance(username, str) or not isinstance(secret, str):
@@ -178,7 +193,7 @@ def _seal_ad(doc: dict) -> bytes:
 
 def seal_store(key: Key, doc: dict) -> None:
     nonce = os.urandom(NONCE_LEN)
-    doc["seal"] = _b64(nonce + AESGCM(key.raw).encrypt(nonce, b"", _seal_ad(doc)))
+    doc["seal"] = _b64(nonce + _encrypt(key, nonce, b"", _seal_ad(doc)))
 
 
 def verify_store(key: Key, doc: dict, path: str) -> None:
@@ -186,8 +201,8 @@ def verify_store(key: Key, doc: dict, path: str) -> None:
         raw = _unb64(doc.get("seal"))
         if len(raw) != NONCE_LEN + TAG_LEN:
             raise ValueError("seal length")
-        AESGCM(key.raw).decrypt(raw[:NONCE_LEN], raw[NONCE_LEN:], _seal_ad(doc))
-    except (InvalidTag, ValueError, binascii.Error):
+        _decrypt(key, raw[:NONCE_LEN], raw[NONCE_LEN:], _seal_ad(doc))
+    except (ValueError, binascii.Error):
         raise Tampered(f"{path} was modified outside dockguard, or {KEY_NAME} is not the key it was "
                        "written with (integrity check failed): remove it and run docker login again") from None
 

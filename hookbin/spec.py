@@ -279,7 +279,8 @@ def host_facts() -> dict:
 # --- the edge: reading a spec file --------------------------------------------------------
 
 def check_spec_location(resolved: str, docker_root: str, policy: HookPolicy, granted: bool) -> list[str]:
-    """Where a spec may come from (pure). A container's spec lies in one of the policy's
+    """Where a spec may come from (pure but for resolving the policy's own directories). A
+    container's spec lies in one of the policy's
     spec_dirs (any trusted place when the list is empty); no spec lies under Docker's root,
     where containers' layers and volumes are written as root from inside containers.
     `granted`: the daemon-wide spec, named by root in daemon.json, need not be in spec_dirs."""
@@ -289,7 +290,7 @@ def check_spec_location(resolved: str, docker_root: str, policy: HookPolicy, gra
                 "(containers write there as root)"]
     if granted or not policy.spec_dirs:
         return []
-    dirs = [os.path.realpath(d) for d in policy.spec_dirs]
+    dirs = list(policy.spec_dirs) + [os.path.realpath(d) for d in policy.spec_dirs]
     if not any(trust.within(resolved, d) and resolved != d for d in dirs):
         return [f"{resolved}: a container's hook-spec must lie in a spec directory the host grants "
                 f"({', '.join(policy.spec_dirs)}; policy [hookspec] spec_dirs)"]
@@ -306,13 +307,19 @@ def read_spec_file(path: str, docker_root: str = DEFAULT_DOCKER_ROOT, policy: Ho
         raise SpecError(["hook-spec path is empty"])
     if not os.path.isabs(path):
         raise SpecError([f"{path}: hook-spec path must be absolute"])
+    # Where it may lie is judged first, on the path as given and as resolved, so that the
+    # answer for a path outside the granted places tells nothing about the host's files
+    # (whether it exists, where its symlinks lead, who owns it).
+    where = check_spec_location(os.path.normpath(path), docker_root, policy, granted)
+    if where:
+        raise SpecError(where)
     try:
         resolved = trust.resolve(path)
     except trust.Untrusted as exc:
         raise SpecError([f"{path}: cannot open hook-spec: {exc}"]) from None
-    where = check_spec_location(resolved, docker_root, policy, granted)
-    if where:
-        raise SpecError([f"{path}: {p}" if resolved != path else p for p in where])
+    if check_spec_location(resolved, docker_root, policy, granted):
+        raise SpecError([f"{path}: resolves outside the spec directories the host grants "
+                         f"({', '.join(policy.spec_dirs)}; policy [hookspec] spec_dirs)"])
     try:
         fd, _ = trust.open_trusted(resolved)
     except trust.Untrusted as exc:

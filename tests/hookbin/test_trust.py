@@ -274,13 +274,24 @@ def test_symlink_into_an_untrusted_place_is_judged_where_it_leads(spec_dir, dock
     real = write(tmp_path / "s.json", spec_doc(docker_root))
     os.symlink(real, spec_dir / "link.json")
     (problem,) = hs.check_label(str(spec_dir / "link.json"), str(docker_root), policy)
-    assert "must lie in a spec directory the host grants" in problem and real in problem
+    assert "resolves outside the spec directories the host grants" in problem
+    assert real not in problem, "where a path leads is not the client's business"
 
 
-def test_symlink_from_an_untrusted_place_to_a_granted_spec_reads_the_granted_file(spec_dir, docker_root, policy, tmp_path):
+def test_a_path_outside_spec_dirs_tells_nothing_about_the_host(docker_root, policy):
+    for path in ("/root/.ssh/id_rsa", "/nonexistent/x.json", "/etc/shadow"):
+        (problem,) = hs.check_label(path, str(docker_root), policy)
+        assert problem.startswith(f"{path}: a container's hook-spec must lie in a spec directory"), problem
+
+
+def test_a_granted_spec_is_named_by_its_granted_path(spec_dir, docker_root, policy, tmp_path):
+    """Both the path as given and the path it resolves to must be in a spec directory."""
     good = write(spec_dir / "s.json", spec_doc(docker_root))
     os.symlink(good, tmp_path / "link.json")
-    assert hs.check_label(str(tmp_path / "link.json"), str(docker_root), policy) == []
+    (problem,) = hs.check_label(str(tmp_path / "link.json"), str(docker_root), policy)
+    assert "must lie in a spec directory the host grants" in problem
+    os.symlink(good, spec_dir / "alias.json")
+    assert hs.check_label(str(spec_dir / "alias.json"), str(docker_root), policy) == []
 
 
 def test_spec_with_ld_preload_env_is_refused(spec_dir, docker_root, policy):

@@ -210,3 +210,20 @@ def test_uninstall_keeps_a_runc_runtime_while_containers_use_it(tmp_path):
 def test_version():
     res = dg("--version")
     assert res.returncode == 0 and res.stdout.strip() == f"dockguard {__import__('dockguard').__version__}"
+
+
+def test_systemctl_failures_are_reported_never_fatal(tmp_path):
+    root = stage(tmp_path)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemctl").write_text("#!/bin/sh\necho 'System has not been booted with systemd' >&2\nexit 1\n")
+    (fake / "systemctl").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
+    res = subprocess.run([sys.executable, "-m", "dockguard.cli", "install", "--root", str(root)],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "not done: systemctl --root=" in res.stderr and "System has not been booted" in res.stderr
+    assert (root / "etc/systemd/system/dockguard-authz.socket").exists()
+    res = subprocess.run([sys.executable, "-m", "dockguard.cli", "uninstall", "--root", str(root)],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0 and "not done: systemctl" in res.stderr, res.stderr

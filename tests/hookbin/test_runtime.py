@@ -146,6 +146,29 @@ def test_prepare_bundle_refuses_bad_spec_and_changes_nothing(tmp_path, docker_ro
     assert sorted(os.listdir(bundle)) == ["config.json"]
 
 
+@pytest.mark.parametrize("text, fault", [
+    ("[hookspec\n", "is not valid TOML"),
+    ('[hookspec]\nenv_allow = ["LD_PRELOAD"]\n', "may not allow LD_PRELOAD"),
+    (None, "writable by group or others"),
+])
+def test_unusable_policy_refuses_and_changes_nothing(tmp_path, trusted, docker_root, bundle, spec_dir, text, fault):
+    """The policy decides what runs as root: one that cannot be read, parsed or trusted
+    fails closed, with the reason, for every container that has a spec."""
+    good = write_spec(spec_dir / "good.json", prestart=[hook(docker_root / "hooks" / "ok-hook")])
+    set_labels(docker_root, {hs.LABEL: str(good)})
+    pol = trusted / "bad-policy.toml"
+    pol.write_text(text or "[hookspec]\n")
+    if text is None:
+        os.chmod(pol, 0o666)
+    before = (bundle / "config.json").read_bytes()
+    res = runtime.main(["--runc", "/bin/false", "--policy", str(pol), "--docker-root", str(docker_root),
+                        "--log", str(tmp_path / "log.txt"), "create", "--bundle", str(bundle), ID])
+    assert res == 1
+    log = (tmp_path / "log.txt").read_text()
+    assert "dockguard-runtime: " in log and str(pol) in log and fault in log, log
+    assert (bundle / "config.json").read_bytes() == before
+
+
 def test_wrong_docker_root_is_refused_not_ignored(tmp_path, bundle):
     inv = runtime.parse_argv(["--docker-root", str(tmp_path / "nowhere"), "create", "--bundle", str(bundle), ID])
     with pytest.raises(hs.SpecError, match="has no containers/ directory: is --docker-root right"):

@@ -69,14 +69,14 @@ def cmd_install(args) -> int:
         print("error: install must run as root (hooks must be root-owned)", file=sys.stderr)
         return 1
     try:
-        hooks = inst.install_hooks(args.docker_root, args.python)
+        hooks = inst.install_hooks(args.docker_root, args.python, policy=args.policy)
         runtime = inst.install_runtime(args.bin_dir, args.runc, args.python, docker_root=args.docker_root)
     except (inst.InstallError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for path in hooks + [runtime]:
         print(f"installed {path}")
-    entry = inst.runtime_config(runtime, args.docker_root, args.hook_spec)
+    entry = inst.runtime_config(runtime, args.docker_root, args.hook_spec, policy=args.policy)
     print("\nAdd to daemon.json, then restart dockerd:")
     print(json.dumps({"runtimes": {"dockguard": entry}, "default-runtime": "dockguard"}, indent=2))
     return 0

@@ -188,6 +188,8 @@ def test_guide_login_sequence_with_the_helper(daemon_factory, registry, helper_b
     assert res.returncode != 0
     assert "the key was removed: run docker login again" in res.stderr, res.stderr
     assert "base64" not in res.stderr
+    res = docker("pull", f"{image}:1")
+    assert res.returncode != 0 and "the key was removed: run docker login again" in res.stderr, res.stderr
 
     # ... and logging in again fixes it.
     res = docker("login", "-u", USER, "--password-stdin", host, input=PASSWORD)

@@ -227,6 +227,11 @@ class RecordsDaemon:
     def socket_paths(self) -> frozenset[str]:
         return frozenset(DEFAULT_SOCKETS) | {os.path.realpath(x) for x in DEFAULT_SOCKETS}
 
+    def daemon_dirs(self) -> frozenset[str]:
+        """A stopped daemon's exec-root cannot be asked: its root and the default places."""
+        dirs = {self.root, "/var/run/docker", "/run/docker", "/run/containerd", "/var/lib/containerd"}
+        return frozenset(dirs | {os.path.realpath(d) for d in dirs})
+
     def update_restart_no(self, cid: str) -> None:
         raise LookupFailed("the daemon does not answer: start it, then docker update --restart=no")
 

@@ -139,6 +139,9 @@ class CountingDaemon:
     def root_paths(self):
         return frozenset({"/var/lib/docker"})
 
+    def daemon_dirs(self):
+        return frozenset({"/var/run/docker"})
+
     def docker_root(self):
         return "/var/lib/docker"
 

@@ -238,6 +238,11 @@ def read(root: str, path: str) -> str | None:
 
 
 def read_daemon(root: str) -> tuple[dict, str | None]:
+    path = under(root, DAEMON_JSON)
+    if path.is_symlink():
+        raise InstallError(f"{DAEMON_JSON} is a symlink (to {os.readlink(path)}): merge "
+                           "plugins/daemon.json.example into its target by hand, or replace the "
+                           "link with a file; nothing was changed")
     text = read(root, DAEMON_JSON)
     if text is None or not text.strip():
         return {}, text
@@ -337,7 +342,9 @@ def apply(root: str, plan: Plan, dry_run: bool) -> int:
         return len(todo)
     for w, cur in todo:
         target = under(root, w.path)
+        mode = w.mode
         if w.path == DAEMON_JSON and cur is not None:
+            mode = stat.S_IMODE(target.stat().st_mode)    # the operator's mode stays
             backup = target.with_name(f"daemon.json.dockguard-{time.strftime('%Y%m%dT%H%M%S')}.bak")
             n = 1
             while backup.exists():
@@ -350,7 +357,7 @@ def apply(root: str, plan: Plan, dry_run: bool) -> int:
             print(f"removed {target}")
             _prune(root, target.parent)
         else:
-            write_atomic(target, w.text, w.mode)
+            write_atomic(target, w.text, mode)
             print(f"wrote {target}")
     if not todo:
         print("nothing to change")

@@ -227,3 +227,17 @@ def test_systemctl_failures_are_reported_never_fatal(tmp_path):
     res = subprocess.run([sys.executable, "-m", "dockguard.cli", "uninstall", "--root", str(root)],
                          capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0 and "not done: systemctl" in res.stderr, res.stderr
+
+
+def test_daemon_json_mode_kept_and_a_symlink_refused(tmp_path):
+    root = stage(tmp_path)
+    (root / "etc/docker/daemon.json").chmod(0o600)
+    assert dg("install", "--root", str(root)).returncode == 0
+    assert stat.S_IMODE((root / "etc/docker/daemon.json").stat().st_mode) == 0o600
+    other = stage(tmp_path / "b", None)
+    (other / "etc/docker/real.json").write_text("{}")
+    (other / "etc/docker/daemon.json").symlink_to("real.json")
+    before = tree(other)
+    res = dg("install", "--root", str(other))
+    assert res.returncode == 1 and "is a symlink" in res.stderr, res.stderr
+    assert tree(other) == before

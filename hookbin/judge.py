@@ -197,12 +197,13 @@ def docker_managed(source: str, dest: str, docker_root: str, container_id: str |
     if not source.startswith(cdir):
         return False
     parts = source[len(cdir):].split("/")
-    if parts[0] == container_id and len(parts) == 2 and parts[1] in OWN_FILES:
-        return True
     if parts[0] == container_id and len(parts) >= 3 and parts[1] == "mounts":
         return True  # shm, secrets, configs of this container
+    other = len(parts[0]) == 64 and all(ch in "0123456789abcdef" for ch in parts[0])
+    if (parts[0] == container_id or other) and len(parts) == 2 and parts[1] in OWN_FILES:
+        return True  # its own files, or with --net container:X, X's
     # --ipc container:X / shareable: X's shm
-    return len(parts) == 3 and len(parts[0]) == 64 and parts[1:] == ["mounts", "shm"]
+    return other and parts[1:] == ["mounts", "shm"]
 
 
 def volume_name(path: str, docker_root: str) -> str | None:

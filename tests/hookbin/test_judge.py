@@ -218,7 +218,9 @@ def test_docker_managed_sources_by_exact_path():
     assert judge.docker_managed(f"{own}/hosts", "/etc/hosts", root, ID)
     assert judge.docker_managed(f"{own}/mounts/shm", "/dev/shm", root, ID)
     assert judge.docker_managed(f"{root}/containers/{'f' * 64}/mounts/shm", "/dev/shm", root, ID)
-    assert not judge.docker_managed(f"{root}/containers/{'f' * 64}/hosts", "/etc/hosts", root, ID)
+    assert judge.docker_managed(f"{root}/containers/{'f' * 64}/hosts", "/etc/hosts", root, ID)  # --net container:X
+    assert not judge.docker_managed(f"{root}/containers/{'f' * 64}/config.v2.json", "/x", root, ID)
+    assert not judge.docker_managed(f"{root}/containers/{'F' * 64}/hosts", "/etc/hosts", root, ID)
     assert not judge.docker_managed(f"{own}/config.v2.json", "/x", root, ID)
     assert not judge.docker_managed(f"{own}/mounts/../../../../etc", "/x", root, ID)
     assert not judge.docker_managed(f"{own}/hosts", "/etc/hosts", root, None)

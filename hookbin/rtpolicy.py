@@ -73,8 +73,11 @@ def compile_view(path: str | None) -> dict:
 
 
 def _cache_name(path: str | None) -> str:
-    import hashlib  # only on the paths that need it
-    return hashlib.sha256((path or "<built-in>").encode()).hexdigest()[:32] + ".json"
+    """One cache file per policy path. crc32, not hashlib (whose import costs the runtime
+    milliseconds): a collision only makes two policies recompile in turn, since the key holds
+    the policy file's identity."""
+    import binascii
+    return f"policy-{binascii.crc32((path or '<built-in>').encode()):08x}.json"
 
 
 def _open_cache_dir(create: bool) -> int | None:

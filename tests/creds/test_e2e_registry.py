@@ -160,6 +160,19 @@ def test_guide_login_sequence_with_the_helper(daemon_factory, registry, helper_b
         assert_no_secret((config / name).read_bytes(), name)
     assert host in json.loads((config / S.STORE_NAME).read_text())["entries"]
 
+    # Two logins at once (the same registry under two names): both land.
+    port = host.rsplit(":", 1)[1]
+    logins = [subprocess.Popen([d.engine.cli, "login", "-u", USER, "--password-stdin", name], env=docker.env,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for name in (f"localhost:{port}", host)]
+    for p in logins:
+        out, err = p.communicate(PASSWORD, timeout=180)
+        docker.outputs.append(out + err)
+        assert p.returncode == 0, err
+    assert {host, f"localhost:{port}"} <= set(json.loads((config / S.STORE_NAME).read_text())["entries"])
+    res = docker("logout", f"localhost:{port}")
+    assert res.returncode == 0, res.stderr
+
     res = docker("push", f"{image}:1")
     assert res.returncode == 0, res.stderr
     assert docker("rmi", f"{image}:1").returncode == 0

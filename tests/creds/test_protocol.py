@@ -138,3 +138,25 @@ def test_installed_front_skips_site(helper_bin):
     assert first.startswith("#!/") and first.endswith(" -IS")
     assert ".pyenv/shims" not in first
     assert os.stat(helper_bin).st_mode & 0o777 == 0o755
+
+
+def test_unexpected_error_names_only_its_type(monkeypatch, cfg):
+    """Whatever goes wrong inside, the output is one line with no secret and no traceback."""
+    import io
+
+    from dockguard.creds import helper as H
+
+    def boom(self, url, username, secret):
+        raise RuntimeError(f"leaky message with {secret}")
+
+    monkeypatch.setattr(S.Vault, "store", boom)
+    out, err = io.StringIO(), io.StringIO()
+    code = H.run("store", io.BytesIO(store_input().encode()), out, {"DOCKER_CONFIG": str(cfg)}, err)
+    assert code == 1
+    assert out.getvalue() == "docker-credential-dockguard: internal error (RuntimeError)\n"
+    assert SECRET not in out.getvalue() + err.getvalue()
+
+
+def test_oversized_input_refused(helper):
+    res = helper("store", store_input(secret="x" * (2 << 20)))
+    assert res.returncode == 1 and "invalid input" in res.stdout and len(res.stdout) < 200

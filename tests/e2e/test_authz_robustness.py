@@ -163,10 +163,10 @@ def test_failed_lookup_denies(guarded_factory, tmp_path):
     g.plugin = p
     r = g.docker("restart", "anything")
     assert DENIED in r.stderr and "could not look up" in r.stderr, r.stderr
-    # what needs no lookup still works (an explicit entrypoint needs no image lookup)
+    # what needs no lookup still works; a start (the existing container is judged) does not
     assert g.docker("ps").returncode == 0
-    r = g.docker("run", "--rm", "--entrypoint", "echo", "busybox", "ok")
-    assert r.returncode == 0 and r.stdout == "ok\n", r.stderr
+    r = g.docker("start", "anything")
+    assert DENIED in r.stderr and "[existing-container] could not look up" in r.stderr, r.stderr
 
 
 # ---- policy from a file ----

@@ -318,6 +318,17 @@ class Vault:
         data = self._read(path)
         return None if data is None else parse_key(data, path)
 
+    def _read_pending_key(self) -> Key | None:
+        """aeskey.new, or None if absent or cut short (a writer killed while writing it, before
+        the store named it); an unsafe one (owner, mode, symlink) is still refused."""
+        data = self._read(self.new_key_path)
+        if data is None:
+            return None
+        try:
+            return parse_key(data, self.new_key_path)
+        except CredsError:
+            return None
+
     def _fsync_dir(self) -> None:
         fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -365,6 +376,7 @@ class Vault:
         if not self._check_dir():
             try:
                 os.makedirs(self.dir, mode=0o700)
+                os.chmod(self.dir, 0o700)  # whatever the umask
             except FileExistsError:
                 pass
             except OSError as exc:
@@ -388,7 +400,7 @@ class Vault:
             return key, dict(doc["entries"]) if doc else {}, None
         kid = doc["key_id"]
         if key is None or key.id != kid:
-            pending = self._read_key(self.new_key_path)
+            pending = self._read_pending_key()
             if pending is not None and pending.id == kid:
                 verify_store(pending, doc, self.store_path)
                 if repair:

@@ -138,3 +138,25 @@ def test_rotation_loop_sigkilled_at_random_times(cfg, helper):
         assert_logins_work(helper)
     helper("erase", "nothing.example")  # a writer (not found) leaves the pair consistent
     assert_logins_work(helper)
+
+
+def test_key_write_cut_short_after_removed_key(cfg, helper):
+    """A writer killed while writing aeskey.new (a partial file) does not hide the real state."""
+    seed(cfg)
+    os.unlink(cfg / S.KEY_NAME)
+    (cfg / "aeskey.new").write_bytes(b'{"dockguard-aeskey": 1, "id": "00')
+    os.chmod(cfg / "aeskey.new", 0o600)
+    code, out = get(helper, "reg.example")
+    assert code == 1 and out.startswith(S.KEY_REMOVED)
+    assert helper("store", json.dumps({"ServerURL": "new.example", "Username": "u", "Secret": "x"})).returncode == 0
+    assert_clean(cfg)
+
+
+def test_store_creates_the_dir_0700_under_a_strict_umask(tmp_path, helper):
+    old = os.umask(0o277)
+    try:
+        S.Vault(str(tmp_path / "d")).store("r.example", "u", "s")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o700
+    assert S.Vault(str(tmp_path / "d")).get("r.example") == ("u", "s")

@@ -14,8 +14,8 @@ from . import rule
 @rule("runtime", actions=("container.create", "container.start"),
       reason="a container under another runtime skips the hook runtime the host relies on "
              "(its daemon-wide hooks and checks at every start)",
-      hint="leave --runtime out (the daemon's default runtime) or name a runtime of the "
-           "policy's runtimes list (dockguard)")
+      hint="name a runtime of the policy's runtimes list (--runtime dockguard); without "
+           "--runtime the daemon's default-runtime is used, and it must be in that list too")
 def runtime(req, spec, ctx):
     allowed = ctx.lists.runtimes
     if not allowed:

@@ -198,3 +198,12 @@ def test_body_errors_are_remembered():
     for _ in range(2):
         with pytest.raises(BodyError, match="not JSON"):
             r.body()
+
+
+@pytest.mark.parametrize("version,less", [
+    ("1.23", True), ("01.23", True), ("1.23.0", True), ("1.023", True), ("1.22.99", True),
+    ("1.24", False), ("1.24.0", False), ("2", False), ("1..30", True), (".", True),
+])
+def test_version_less_as_dockerd_compares(version, less):
+    from authz.request import version_less
+    assert version_less(version, (1, 24)) is less

@@ -6,8 +6,9 @@ interfaces; this test applies the same ones, read from the installed unit files,
 plugin and to healthd (prctl, a libseccomp filter built from `systemd-analyze syscall-filter`,
 a new network namespace) and drives them through a private dockerd: allowed and refused
 requests (a custom seccomp profile compiled by libseccomp, a policy reload), and healthd's
-probes inside a container's network namespace. The file-system settings (ProtectSystem,
-ProtectHome, ...) are not emulated here.
+probes inside a container's network namespace. ProtectSystem=strict is emulated too (the
+whole tree read-only in a mount namespace, but the unit's Runtime/StateDirectory);
+ProtectHome, PrivateTmp, PrivateDevices, ProtectKernel*, ProtectProc are not.
 """
 import ctypes
 import errno
@@ -32,7 +33,9 @@ from tests.conftest import require_dockerd, short_tmpdir
 
 pytestmark = pytest.mark.docker
 
-CLONE_NEWNET = 0x40000000
+CLONE_NEWNET, CLONE_NEWNS = 0x40000000, 0x00020000
+MS_REC, MS_PRIVATE, MS_BIND, MS_REMOUNT = 0x4000, 0x40000, 0x1000, 0x20
+AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY, SYS_MOUNT_SETATTR = -100, 0x8000, 0x1, 442
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
 CAPS = {"CAP_DAC_READ_SEARCH": 2, "CAP_SYS_PTRACE": 19, "CAP_SYS_ADMIN": 21}
 FAMILIES = {"AF_UNIX": socket.AF_UNIX, "AF_INET": socket.AF_INET, "AF_INET6": socket.AF_INET6}
@@ -63,9 +66,15 @@ def settings(unit_text: str) -> dict[str, list[str]]:
     return out
 
 
-def sandbox(unit: str, listen_fd: int | None = None):
+class MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def sandbox(unit: str, listen_fd: int | None = None, writable: tuple[str, ...] = ()):
     """A preexec_fn applying the unit's kernel-level sandbox to the child (and, like
-    systemd, passing a listening socket as fd 3)."""
+    systemd, passing a listening socket as fd 3). ProtectSystem=strict: the whole tree
+    read-only in a mount namespace of its own, but `writable` (its Runtime/StateDirectory)."""
     import pyseccomp
     s = settings(data_text(unit))
     allowed: set[str] = set()
@@ -93,10 +102,26 @@ def sandbox(unit: str, listen_fd: int | None = None):
     assert s["NoNewPrivileges"] == ["yes"]
     libc = ctypes.CDLL(None, use_errno=True)
 
+    def check(rc, what):
+        if rc != 0:
+            raise OSError(ctypes.get_errno(), what)
+
     def preexec():
         os.setsid()
         if listen_fd is not None:
             os.dup2(listen_fd, 3)
+        if s.get("ProtectSystem") == ["strict"]:
+            check(libc.unshare(CLONE_NEWNS), "unshare mount ns")
+            check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make private")
+            for w in writable:
+                check(libc.mount(w.encode(), w.encode(), None, MS_BIND, None), "bind")
+            attr = MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
+            check(libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, b"/", AT_RECURSIVE,
+                               ctypes.byref(attr), ctypes.sizeof(attr)), "mount_setattr ro")
+            rw = MountAttr(0, MOUNT_ATTR_RDONLY, 0, 0)
+            for w in writable:
+                check(libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, w.encode(), 0,
+                                   ctypes.byref(rw), ctypes.sizeof(rw)), "mount_setattr rw")
         if private_net and libc.unshare(CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), "unshare")
         for cap in range(64):
@@ -137,7 +162,7 @@ def test_plugin_works_inside_its_sandbox(tmp_path):
          "--plugin-name", "dockguard", "--docker-host", d.host, "--policy", str(policy),
          "--worker-tmp-dir", str(base)],
         stdout=log, stderr=subprocess.STDOUT, pass_fds=(3,),
-        preexec_fn=sandbox("dockguard-authz.service", listener.fileno()))
+        preexec_fn=sandbox("dockguard-authz.service", listener.fileno(), writable=(str(base),)))
     log.close()
     plugin_log = lambda: (base / "plugin.log").read_text(errors="replace")  # noqa: E731
     try:
@@ -146,6 +171,9 @@ def test_plugin_works_inside_its_sandbox(tmp_path):
         caps = Path(f"/proc/{plugin.pid}/status").read_text()
         assert re.search(r"^CapBnd:\s+0+4$", caps, re.M), caps          # CAP_DAC_READ_SEARCH only
         assert os.readlink(f"/proc/{plugin.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        mounts = Path(f"/proc/{plugin.pid}/mounts").read_text().splitlines()
+        root = [m for m in mounts if m.split()[1] == "/"][-1]
+        assert root.split()[3].startswith("ro"), root
         d.start()
         d.import_busybox()
         assert d.docker("run", "--rm", "busybox", "true").returncode == 0, plugin_log()
@@ -183,7 +211,8 @@ def test_healthd_probes_inside_its_sandbox(plain_daemon, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "dockguard.cli", "healthd", "run", "--docker-host", plain_daemon.host,
          "--state-dir", str(state), "--log-flush", "0"],
-        stdout=log, stderr=subprocess.STDOUT, preexec_fn=sandbox("dockguard-healthd.service"))
+        stdout=log, stderr=subprocess.STDOUT,
+        preexec_fn=sandbox("dockguard-healthd.service", writable=(str(tmp_path),)))
     log.close()
     name = f"hh-{os.getpid()}"
     P = "dockguard.health."

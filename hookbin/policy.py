@@ -64,6 +64,9 @@ class HookPolicy:
         return isinstance(other, HookPolicy) and all(
             getattr(self, k) == getattr(other, k) for k in self.__slots__ if k != "source")
 
+    def __hash__(self):
+        return hash(tuple(getattr(self, k) for k in self.__slots__ if k != "source"))
+
     def __repr__(self):
         return (f"HookPolicy(spec_dirs={self.spec_dirs!r}, env_allow={sorted(self.env_allow)!r}, "
                 f"network_interfaces={sorted(self.network_interfaces)!r}, log_dir={self.log_dir!r}, "

@@ -223,8 +223,11 @@ def test_healthd_probes_inside_its_sandbox(plain_daemon, tmp_path):
                                   "-l", f"{P}interval=200ms", "-l", f"{P}retries=1",
                                   "busybox", "sh", "-c", "nc -ll -p 8080 -e true")
         assert res.returncode == 0, res.stderr
+        res = plain_daemon.docker("run", "-d", "--name", name + "x", "-l", f"{P}cmd=test -d /",
+                                  "-l", f"{P}interval=200ms", "busybox", "sleep", "100")
+        assert res.returncode == 0, res.stderr
 
-        def status():
+        def status(name=name):
             for f in state.glob("*.json"):
                 try:
                     rec = json.loads(f.read_text())
@@ -235,11 +238,12 @@ def test_healthd_probes_inside_its_sandbox(plain_daemon, tmp_path):
             return None
 
         wait(lambda: status() == "healthy" or proc.poll() is not None, 30, "a healthy tcp probe")
+        wait(lambda: status(name + "x") == "healthy" or proc.poll() is not None, 30, "a healthy exec check")
         assert proc.poll() is None, (tmp_path / "healthd.log").read_text()
         text = (tmp_path / "healthd.log").read_text()
         assert "Operation not permitted" not in text and "Traceback" not in text, text
     finally:
-        plain_daemon.docker("rm", "-f", name)
+        plain_daemon.docker("rm", "-f", name, name + "x")
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)

@@ -7,7 +7,8 @@ the listener's pid, which nobody can fake), read its command line and its daemon
 way dockerd reads them (`--exec-root`, `--data-root` / 20.10's `-g`/`--graph`,
 `--config-file`, `--containerd`), and accept the answer only when the data-root found equals
 the DockerRootDir the daemon reports. With socket activation the listener is systemd: then
-the candidates are the processes holding that same listening socket (dockerd inherited it).
+the daemon is the dockerd among the processes holding that same listening socket (it
+inherited it).
 containerd's root and state come the same way from the process serving its socket.
 
 The parsing is pure (`dockerd_dirs`, `containerd_dirs`); the /proc and socket reading below
@@ -235,17 +236,28 @@ def _same_path(a: str, b: str) -> bool:
     return bool(a) and bool(b) and (a == b or os.path.realpath(a) == os.path.realpath(b))
 
 
+def is_dockerd(argv: list[str]) -> bool:
+    return bool(argv) and os.path.basename(argv[0]).startswith("dockerd")
+
+
 def find_dockerd(sock_path: str, data_root: str) -> DaemonDirs:
-    """The directories of the dockerd serving `sock_path` whose data-root is `data_root`."""
-    first = peer_pid(sock_path)
-    candidates = [first] if first else []
+    """The directories of the dockerd serving `sock_path` whose data-root is `data_root`.
+
+    Candidates are the processes holding the listening socket other than its creator (the
+    daemon, when systemd created the socket), then its creator (the daemon, when it listens
+    itself). Only a process that is dockerd (argv[0]) counts: systemd's own command line,
+    read with dockerd's defaults, would otherwise pass for a daemon with default flags."""
+    creator = peer_pid(sock_path)
     real_sock = os.path.realpath(sock_path)
-    candidates += [p for p in socket_holders(listening_inodes(sock_path) | listening_inodes(real_sock))
-                   if p not in candidates]
+    holders = socket_holders(listening_inodes(sock_path) | listening_inodes(real_sock))
+    candidates = [p for p in holders if p != creator] + ([creator] if creator else [])
     seen = []
     for pid in candidates:
         proc = read_proc(pid)
         if proc is None:
+            continue
+        if not is_dockerd(proc.argv):
+            seen.append(f"pid {pid} ({os.path.basename(proc.argv[0])}, not dockerd)")
             continue
         cfg_path = config_file(proc.argv, proc.cwd, proc.env, proc.euid)
         config = _read_in(pid, cfg_path, json.loads)

@@ -69,19 +69,31 @@ s = socket.socket(socket.AF_UNIX)
 s.bind(sys.argv[1]); s.listen(8)
 if len(sys.argv) > 2 and sys.argv[2] == "--activate":  # hand the socket to a child, as systemd does
     os.set_inheritable(s.fileno(), True)
-    os.spawnv(os.P_NOWAIT, sys.executable, [sys.executable, "-c", "import time; time.sleep(120)",
-                                            "--data-root", sys.argv[3], "--exec-root", sys.argv[4]])
+    os.spawnv(os.P_NOWAIT, sys.argv[5], [sys.argv[5], "-c", "import time; time.sleep(120)",
+                                         "--data-root", sys.argv[3], "--exec-root", sys.argv[4]])
 print("ready", flush=True)
 time.sleep(120)
 """
 
 
 @pytest.fixture
-def spawn():
+def named(tmp_path):
+    """A python interpreter whose argv[0] says dockerd (or anything else)."""
+    def make(name):
+        link = tmp_path / "bin" / name
+        link.parent.mkdir(exist_ok=True)
+        if not link.exists():
+            link.symlink_to(os.path.realpath(sys.executable))
+        return str(link)
+    return make
+
+
+@pytest.fixture
+def spawn(named):
     procs = []
 
-    def start(*args):
-        p = subprocess.Popen([sys.executable, "-c", LISTENER, *args], stdout=subprocess.PIPE, text=True)
+    def start(*args, name="dockerd"):
+        p = subprocess.Popen([named(name), "-c", LISTENER, *args], stdout=subprocess.PIPE, text=True)
         procs.append(p)
         assert p.stdout.readline().strip() == "ready"
         return p
@@ -128,11 +140,11 @@ def test_find_dockerd_direct(tmp_path, spawn):
         dd.find_dockerd(sock, "/elsewhere")
 
 
-def test_find_dockerd_socket_activated(tmp_path, spawn):
+def test_find_dockerd_socket_activated(tmp_path, spawn, named):
     """The listener (systemd's stand-in) is not the daemon: the process it handed the socket to is."""
     sock = str(tmp_path / "a.sock")
     data, exe = str(tmp_path / "root"), str(tmp_path / "exec")
-    spawn(sock, "--activate", data, exe)
+    spawn(sock, "--activate", data, exe, named("dockerd"), name="systemd")
     for _ in range(100):  # the child needs a moment to exist
         try:
             d = dd.find_dockerd(sock, data)
@@ -142,6 +154,16 @@ def test_find_dockerd_socket_activated(tmp_path, spawn):
     else:
         pytest.fail("the activated child was not found")
     assert d.exec_root == exe
+
+
+def test_only_a_dockerd_counts(tmp_path, spawn):
+    """A listener that is not dockerd (systemd, with no daemon behind it) is not taken for one,
+    though dockerd's defaults read from its command line would match the data-root."""
+    sock = str(tmp_path / "n.sock")
+    spawn(sock, name="systemd")
+    with pytest.raises(dd.NotFound, match=r"\(systemd, not dockerd\)"):
+        dd.find_dockerd(sock, "/var/lib/docker")
+    assert dd.is_dockerd(["/usr/sbin/dockerd", "-H", "fd://"]) and not dd.is_dockerd(["/sbin/init"])
 
 
 def test_find_containerd(tmp_path, spawn):

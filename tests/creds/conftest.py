@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -27,7 +28,8 @@ def helper_bin() -> Path:
     """docker-credential-dockguard as `dockguard install --creds` installs it (-I -S front)."""
     d = Path(tempfile.mkdtemp(prefix="dgcred-bin"))
     os.chmod(d, 0o755)
-    return Path(enable.install_helper(str(d)))
+    yield Path(enable.install_helper(str(d)))
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

@@ -161,6 +161,10 @@ def open_append_in(directory: str, name: str, mode: int = 0o640) -> int:
         finally:
             os.close(pfd)
     dfd, resolved = open_trusted(directory, want="dir")
+    if resolved != os.path.normpath(directory):
+        os.close(dfd)
+        raise Untrusted(f"{directory} leads elsewhere ({resolved}): a log directory is not reached "
+                        "through a symlink")
     try:
         flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
                  | os.O_NOCTTY | os.O_CLOEXEC)

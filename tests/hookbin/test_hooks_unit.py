@@ -217,6 +217,20 @@ def test_recorder_refuses_a_log_dir_others_can_write(installed):
     assert not (logs / "w.log").exists()
 
 
+def test_recorder_refuses_a_log_dir_that_is_a_symlink(installed):
+    """Even one root made: the policy names the directory, not wherever it points."""
+    logs = installed.base / "logs"
+    os.rename(logs, installed.base / "logs.real")
+    os.symlink(installed.base / "logs.real", logs)
+    try:
+        res, _ = run_hook(installed / "docker-hooks", ["--state", "prestart", "--log", str(logs / "s.log")], json.dumps(STATE))
+    finally:
+        os.unlink(logs)
+        os.rename(installed.base / "logs.real", logs)
+    assert res.returncode == 1 and "is not reached through a symlink" in res.stderr, res.stderr
+    assert not (logs / "s.log").exists()
+
+
 def test_hooks_ignore_interpreter_variables(installed):
     """-I -S: PYTHONPATH/PYTHONSTARTUP/PYTHONINSPECT from a hook's env change nothing."""
     evil = installed.base / "evilpy"

@@ -214,13 +214,6 @@ def check_program_args(program: str, argv: list[str], policy: HookPolicy, facts:
 
 # --- the hook files (look at the filesystem, change nothing) ------------------------------
 
-def _within(path: str, directory: str) -> bool:
-    """Strictly inside `directory`, by path components (`hooksX` is not inside `hooks`)."""
-    path_parts = os.path.normpath(path).split(os.sep)
-    dir_parts = os.path.normpath(directory).split(os.sep)
-    return len(path_parts) > len(dir_parts) and path_parts[: len(dir_parts)] == dir_parts
-
-
 def resolve_hook_file(path: str, docker_root: str, where: str) -> tuple[str | None, list[str]]:
     """(resolved path, problems) for one hook path: guide notes 1, 2, 5, plus iSulad's rule
     (root-owned, not group/other-writable), extended to every directory above it."""
@@ -229,7 +222,7 @@ def resolve_hook_file(path: str, docker_root: str, where: str) -> tuple[str | No
         resolved = os.path.realpath(path, strict=True)
     except OSError as exc:
         return None, [f"{where}.path: {path!r} cannot be resolved: {exc.strerror or exc}"]
-    if not _within(resolved, root_hooks):
+    if resolved == root_hooks or not trust.within(resolved, root_hooks):  # by components
         shown = "" if resolved == path else f" (resolves to {resolved!r})"
         return None, [f"{where}.path: {path!r}{shown} is outside the hooks directory {root_hooks}"]
     try:
@@ -279,11 +272,13 @@ def host_facts() -> dict:
 # --- the edge: reading a spec file --------------------------------------------------------
 
 def check_spec_location(resolved: str, docker_root: str, policy: HookPolicy, granted: bool) -> list[str]:
-    """Where a spec may come from (pure but for resolving the policy's own directories). A
-    container's spec lies in one of the policy's
-    spec_dirs (any trusted place when the list is empty); no spec lies under Docker's root,
-    where containers' layers and volumes are written as root from inside containers.
-    `granted`: the daemon-wide spec, named by root in daemon.json, need not be in spec_dirs."""
+    """Where a spec may come from (pure but for resolving the policy's own directories).
+
+    A container's spec lies in one of the policy's spec_dirs (any trusted place when the
+    list is empty); no spec lies under Docker's root, where containers' layers and volumes
+    are written as root from inside containers. `granted`: the daemon-wide spec, named by
+    root in daemon.json, need not be in spec_dirs.
+    """
     root = os.path.normpath(docker_root)
     if trust.within(resolved, root) or trust.within(resolved, os.path.realpath(root)):
         return [f"{resolved}: a hook-spec may not lie under Docker's root {docker_root} "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import allowed, decide, denied_by, problems
+from .helpers import FakeContext, allowed, decide, denied_by, problems
 
 
 # ---- docker rm -f ----
@@ -104,7 +104,11 @@ def test_cp_root_is_fine(user):
 def test_cp_with_copyuidgid_needs_no_lookup(q):
     out = decide("PUT", f"/containers/web/archive?path=/tmp&{q}", containers={"web": {"Config": {"User": "nobody"}}})
     assert out.record["decision"] == "allow"
-    assert out.ctx.calls == []
+    # the one lookup is the copy's mount check of the existing container (authz/existing.py)
+    assert out.ctx.calls == [("container", "web")]
+    ctx = FakeContext(containers={"web": {"Config": {"User": "nobody"}}})
+    assert not problems("cp-nonroot", "PUT", f"/containers/web/archive?path=/tmp&{q}", ctx=ctx)
+    assert ctx.calls == []  # cp-nonroot itself asks nothing with -a
 
 
 def test_cp_copyuidgid_false_still_checked():

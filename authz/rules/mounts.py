@@ -15,7 +15,8 @@ CONTAINER = ("container.create", "container.start", "service.create", "service.u
 # systemd sockets, cron spools, shadow backups, package state. Operators carve out what
 # they bind on purpose with [lists] allowed_paths.
 DEFAULT_SENSITIVE = ("/", "/etc", "/boot", "/dev", "/proc", "/sys", "/usr", "/bin", "/sbin",
-                     "/lib", "/lib32", "/lib64", "/root", "/run", "/var", "/var/run", "/var/lock",
+                     "/lib", "/lib32", "/lib64", "/libx32", "/root", "/run", "/var", "/var/run", "/var/lock",
+                     "/swapfile", "/swap.img",  # swap files hold pages of every process's memory
                      "/var/lib/docker", "/var/lib/containerd", "/run/containerd",
                      "/var/run/docker.sock", "/run/docker.sock", "/run/docker", "/var/run/docker",
                      "/etc/docker", "/root/.docker", "/var/lib/kubelet", "/var/log")

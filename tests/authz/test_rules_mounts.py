@@ -245,6 +245,7 @@ def test_volumes_from_a_container_with_benign_mounts():
     ("/var/run/dbus", "/var/run"), ("/var/lock", "/var/lock"), ("/var/spool/cron", "/var"),
     ("/var/backups", "/var"), ("/var/lib/apt", "/var"), ("/var/cache", "/var"), ("/var/tmp", "/var"),
     ("/var/mail", "/var"), ("/var", "/var"), ("/run", "/run"), ("/var/lib/docker/x", "/var/lib/docker"),
+    ("/swapfile", "/swapfile"), ("/swap.img", "/swap.img"),
 ])
 def test_everything_under_run_and_var(src, sensitive):
     msg = denied_by(create(hc(Binds=[f"{src}:/x"])), "sensitive-mount")

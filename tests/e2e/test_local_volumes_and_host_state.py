@@ -160,6 +160,8 @@ def test_volume_made_with_the_rule_off_is_refused_at_use(relaxed_then_strict):
     r = g.docker("create", "--volumes-from", made["holder"], "busybox", "true")
     denied(r, "volume-mount-type")
     assert f"--volumes-from {made['holder']} (volume {proc})" in r.stderr
+    # the container made then, holding it, is judged again when started
+    denied(g.docker("start", made["holder"]), "volume-mount-type")
     # twins: a tmpfs volume made then, and a new plain one
     ok(g.docker("run", "--rm", "-v", f"{made['tmpvol']}:/t", "busybox", "true"))
     ok(g.docker("run", "--rm", "-v", f"{uniq('fresh')}:/d", "busybox", "true"))

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from authz import daemondirs as dd
+from authz.context import DaemonClient, LookupFailed
 
 
 @pytest.mark.parametrize("argv,want", [
@@ -185,3 +186,28 @@ def test_listening_inodes_of_a_socket(tmp_path):
         assert inodes and os.getpid() in dd.socket_holders(inodes)
     finally:
         s.close()
+
+
+# ---- DaemonClient.daemon_dirs: the edge the rules ask through ----
+
+class RootedClient(DaemonClient):
+    def __init__(self, sock, root):
+        super().__init__(base_url=f"unix://{sock}")
+        self.root = root
+
+    def docker_root(self):
+        return self.root
+
+
+def test_daemon_client_daemon_dirs(tmp_path, spawn):
+    sock = str(tmp_path / "dc.sock")
+    data, exe = tmp_path / "root", tmp_path / "exec"
+    spawn(sock, "--data-root", str(data), "--exec-root", str(exe), "--containerd", str(tmp_path / "none.sock"))
+    client = RootedClient(sock, str(data))
+    dirs = client.daemon_dirs()
+    assert {str(data), str(exe), str(tmp_path / "none.sock")} <= dirs
+    assert client.daemon_dirs() is dirs  # once per process
+    with pytest.raises(LookupFailed, match="could not find the daemon's exec-root"):
+        RootedClient(sock, "/elsewhere").daemon_dirs()
+    with pytest.raises(LookupFailed, match="only through its unix socket"):
+        DaemonClient(base_url="tcp://127.0.0.1:2375").daemon_dirs()

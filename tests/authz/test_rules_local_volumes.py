@@ -32,7 +32,7 @@ def inline(opts, driver="local", source=""):
 def test_volume_create(opts, what):
     for body in ({"Name": "v", "DriverOpts": opts}, {"name": "v", "driver": "local", "driveropts": opts}):
         msg = denied_by(decide("POST", "/v1.41/volumes/create", body), "volume-mount-type")
-        assert f"volume v: " in msg and what in msg
+        assert "volume v: " in msg and what in msg
 
 
 @pytest.mark.parametrize("body", [

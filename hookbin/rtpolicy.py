@@ -11,10 +11,9 @@ is not root's alone (hookbin/trust.py, as for hook-specs), or does not compile f
 """
 from __future__ import annotations
 
-import json
 import os
 
-from hookbin import trust
+from hookbin import oci, trust
 
 DEFAULT_POLICY_PATH = "/etc/dockguard/policy.toml"
 CACHE_DIR = "/run/dockguard/runtime-policy"
@@ -109,7 +108,7 @@ def _read_cache(name: str, key: list) -> dict | None:
         if trust.judge(name, st.st_uid, st.st_mode, last=True) is not None:
             return None
         with os.fdopen(fd, "rb") as f:
-            doc = json.loads(f.read())
+            doc = oci.loads(f.read())
     except (OSError, ValueError):
         return None
     if not isinstance(doc, dict) or doc.get("version") != CACHE_VERSION or doc.get("key") != key:
@@ -119,6 +118,7 @@ def _read_cache(name: str, key: list) -> dict | None:
 
 def _write_cache(name: str, doc: dict) -> None:
     """Best effort: a cache that cannot be written only costs the next create its speed."""
+    import json
     dfd = _open_cache_dir(create=True)
     if dfd is None:
         return

@@ -17,7 +17,6 @@ A spec is `{"prestart": [hook...], "poststart": [...], "poststop": [...]}`, each
 """
 from __future__ import annotations
 
-import json
 import os
 import stat
 
@@ -61,6 +60,7 @@ def _reject_constant(name: str):
 
 def parse_spec_text(text: str, source: str) -> dict:
     """JSON text -> spec dict; a syntax error names the source, line and column."""
+    import json  # not at the top: dockguard-runtime imports this module on every create
     try:
         doc = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
@@ -114,6 +114,7 @@ def check_hook_shape(hook, where: str) -> list[str]:
 def check_timeout(value, where: str) -> list[str]:
     """An integer in [1, 120]: no floats, no bools, no strings (guide: "不接受浮点数")."""
     if isinstance(value, bool) or not isinstance(value, int):
+        import json
         kind = {bool: "a boolean", float: "a float", str: "a string", list: "a list", dict: "an object"}
         got = "null" if value is None else f"{kind.get(type(value), type(value).__name__)}: {json.dumps(value)}"
         return [f"{where}: must be an integer in [{TIMEOUT_MIN}, {TIMEOUT_MAX}] (got {got})"]

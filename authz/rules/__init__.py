@@ -6,7 +6,9 @@ host it asks `ctx`, the edge that gathered it (and that tests replace with plain
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+TYPE_CHECKING = False  # typing/collections.abc are not imported at run time: see Rule
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 LEVELS = ("deny", "audit", "off")
 

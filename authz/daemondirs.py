@@ -77,11 +77,17 @@ def _last(values: list[str]) -> str:
     return values[-1] if values else ""
 
 
-def _abs(path: str, cwd: str) -> str:
-    return os.path.normpath(os.path.join(cwd or "/", path)) if path else ""
+def _abs(path: str, cwd: str | None) -> str:
+    """`path` made absolute against the process's working directory (None: unknown)."""
+    if not path or path.startswith("/"):
+        return os.path.normpath(path) if path else ""
+    if cwd is None:
+        raise NotFound(f"the relative path {path!r} cannot be resolved: the daemon's working "
+                       "directory is unreadable")
+    return os.path.normpath(os.path.join(cwd, path))
 
 
-def config_file(argv: list[str], cwd: str = "/", env: dict | None = None, euid: int = 0) -> str:
+def config_file(argv: list[str], cwd: str | None = "/", env: dict | None = None, euid: int = 0) -> str:
     given = _last(flag_values(argv, ("config-file",)))
     if given:
         return _abs(given, cwd)
@@ -91,7 +97,7 @@ def config_file(argv: list[str], cwd: str = "/", env: dict | None = None, euid: 
     return DEFAULT_CONFIG
 
 
-def dockerd_dirs(argv: list[str], config: dict | None, cwd: str = "/", env: dict | None = None,
+def dockerd_dirs(argv: list[str], config: dict | None, cwd: str | None = "/", env: dict | None = None,
                  euid: int = 0) -> DaemonDirs:
     """dockerd's directories from its command line and daemon.json (flags win; dockerd
     refuses to start when both give one)."""
@@ -118,7 +124,7 @@ def dockerd_dirs(argv: list[str], config: dict | None, cwd: str = "/", env: dict
     )
 
 
-def containerd_dirs(argv: list[str], config: dict | None, cwd: str = "/") -> tuple[str, str]:
+def containerd_dirs(argv: list[str], config: dict | None, cwd: str | None = "/") -> tuple[str, str]:
     """(root, state) of a containerd from its command line and config.toml."""
     config = config if isinstance(config, dict) else {}
 
@@ -131,20 +137,28 @@ def containerd_dirs(argv: list[str], config: dict | None, cwd: str = "/") -> tup
     return pick("root", "root", DEFAULT_CONTAINERD_ROOT), pick("state", "state", DEFAULT_CONTAINERD_STATE)
 
 
-def containerd_config_file(argv: list[str], cwd: str = "/") -> str:
+def containerd_config_file(argv: list[str], cwd: str | None = "/") -> str:
     given = _last(flag_values(argv, ("config",), ("c",)))
     return _abs(given, cwd) if given else DEFAULT_CONTAINERD_CONFIG
 
 
 # ---- the edge: sockets and /proc ----
+#
+# Under the shipped systemd unit (PrivateNetwork=yes, only CAP_DAC_READ_SEARCH) the plugin
+# can read another root process's cmdline and status but not its fd/, cwd, root or environ
+# (those need ptrace access), nor the host's /proc/net/unix. So every step below degrades:
+# the socket's holders when visible, else dockerd processes of the host's pid namespace; a
+# file through the process's root when readable, else the same path here; an unreadable
+# cwd is unknown, and a relative path then fails the lookup.
 
 @dataclass(frozen=True, slots=True)
 class Proc:
     pid: int
     argv: list[str]
-    cwd: str
+    cwd: str | None
     euid: int
     env: dict
+    host_pidns: bool
 
 
 def peer_pid(sock_path: str, timeout: float = 5.0) -> int | None:
@@ -163,34 +177,57 @@ def peer_pid(sock_path: str, timeout: float = 5.0) -> int | None:
 
 
 def read_proc(pid: int) -> Proc | None:
+    """A process's command line and ids (world-readable); cwd and environ when permitted."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv = [a.decode("utf-8", "surrogateescape") for a in f.read().split(b"\0")[:-1]]
-        cwd = os.readlink(f"/proc/{pid}/cwd")
-        euid = 0
+        euid, nspids = -1, 1
         with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("Uid:"):
                     euid = int(line.split()[2])
-        env = {}
-        if euid != 0:
+                elif line.startswith("NSpid:"):
+                    nspids = len(line.split()) - 1
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        cwd = None
+    env = {}
+    if euid != 0:
+        try:
             with open(f"/proc/{pid}/environ", "rb") as f:
                 for item in f.read().split(b"\0"):
                     k, _, v = item.decode("utf-8", "surrogateescape").partition("=")
                     if k in ("XDG_RUNTIME_DIR", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "HOME"):
                         env[k] = v
-    except (OSError, ValueError):
-        return None
-    return Proc(pid, argv, cwd, euid, env) if argv else None
+        except OSError:
+            pass
+    return Proc(pid, argv, cwd, euid, env, nspids == 1) if argv else None
 
 
-def _read_in(pid: int, path: str, parse):
-    """A file as the process sees it (through its root), parsed; None when absent or bad."""
-    try:
-        with open(f"/proc/{pid}/root{path}", "rb") as f:
-            return parse(f.read())
-    except (OSError, ValueError, tomllib.TOMLDecodeError):
-        return None
+def read_config(pid: int, path: str, parse):
+    """A config file as the process sees it (through its root, else the same path here),
+    parsed. None when it does not exist; NotFound when it exists but cannot be read or parsed
+    (its settings are unknown, so no answer would be honest)."""
+    for candidate in (f"/proc/{pid}/root{path}", path):
+        try:
+            with open(candidate, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            if candidate == path:
+                return None
+            continue
+        except OSError as exc:
+            if candidate == path:
+                raise NotFound(f"cannot read {path}: {exc.strerror}") from None
+            continue
+        try:
+            return parse(data)
+        except (ValueError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise NotFound(f"cannot parse {path}: {exc}") from None
+    return None
 
 
 def listening_inodes(sock_path: str) -> set[str]:
@@ -209,48 +246,68 @@ def listening_inodes(sock_path: str) -> set[str]:
     return out
 
 
+def _pids() -> list[int]:
+    return sorted(int(n) for n in os.listdir("/proc") if n.isdigit())
+
+
 def socket_holders(inodes: set[str]) -> list[int]:
-    """Pids holding an fd on one of these socket inodes."""
+    """Pids holding an fd on one of these socket inodes (those whose fds we may read)."""
     want = {f"socket:[{i}]" for i in inodes}
     pids = []
     if not want:
         return pids
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
+    for pid in _pids():
         try:
-            fds = os.listdir(f"/proc/{name}/fd")
+            fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
             continue
         for fd in fds:
             try:
-                if os.readlink(f"/proc/{name}/fd/{fd}") in want:
-                    pids.append(int(name))
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in want:
+                    pids.append(pid)
                     break
             except OSError:
                 continue
     return pids
 
 
+def is_dockerd(argv: list[str]) -> bool:
+    return bool(argv) and os.path.basename(argv[0]).startswith("dockerd")
+
+
+def dockerd_processes() -> list[int]:
+    """Root dockerd processes of the host's pid namespace (a container's process is in a
+    pid namespace of its own: its status lists more than one NSpid)."""
+    out = []
+    for pid in _pids():
+        proc = read_proc(pid)
+        if proc and is_dockerd(proc.argv) and proc.euid == 0 and proc.host_pidns:
+            out.append(pid)
+    return out
+
+
 def _same_path(a: str, b: str) -> bool:
     return bool(a) and bool(b) and (a == b or os.path.realpath(a) == os.path.realpath(b))
 
 
-def is_dockerd(argv: list[str]) -> bool:
-    return bool(argv) and os.path.basename(argv[0]).startswith("dockerd")
+def _dirs_of(proc: Proc) -> DaemonDirs:
+    config = read_config(proc.pid, config_file(proc.argv, proc.cwd, proc.env, proc.euid), json.loads)
+    return dockerd_dirs(proc.argv, config, proc.cwd, proc.env, proc.euid)
 
 
 def find_dockerd(sock_path: str, data_root: str) -> DaemonDirs:
     """The directories of the dockerd serving `sock_path` whose data-root is `data_root`.
 
-    Candidates are the processes holding the listening socket other than its creator (the
-    daemon, when systemd created the socket), then its creator (the daemon, when it listens
-    itself). Only a process that is dockerd (argv[0]) counts: systemd's own command line,
-    read with dockerd's defaults, would otherwise pass for a daemon with default flags."""
+    Candidates, in order: the processes holding the listening socket other than its creator
+    (the daemon, when systemd created the socket), its creator (the daemon, when it listens
+    itself), then the host's root dockerd processes (when the holders cannot be seen). Only
+    a dockerd (argv[0]) counts: systemd's command line, read with dockerd's defaults, would
+    pass for a daemon with default flags. The data-root must be the one the daemon reports."""
     creator = peer_pid(sock_path)
     real_sock = os.path.realpath(sock_path)
     holders = socket_holders(listening_inodes(sock_path) | listening_inodes(real_sock))
     candidates = [p for p in holders if p != creator] + ([creator] if creator else [])
+    candidates += [p for p in dockerd_processes() if p not in candidates]
     seen = []
     for pid in candidates:
         proc = read_proc(pid)
@@ -259,13 +316,15 @@ def find_dockerd(sock_path: str, data_root: str) -> DaemonDirs:
         if not is_dockerd(proc.argv):
             seen.append(f"pid {pid} ({os.path.basename(proc.argv[0])}, not dockerd)")
             continue
-        cfg_path = config_file(proc.argv, proc.cwd, proc.env, proc.euid)
-        config = _read_in(pid, cfg_path, json.loads)
-        dirs = dockerd_dirs(proc.argv, config, proc.cwd, proc.env, proc.euid)
+        try:
+            dirs = _dirs_of(proc)
+        except NotFound as exc:
+            seen.append(f"pid {pid} ({exc})")
+            continue
         if _same_path(dirs.data_root, data_root):
             return dirs
         seen.append(f"pid {pid} ({os.path.basename(proc.argv[0])}, data-root {dirs.data_root})")
-    raise NotFound(f"no process serving {sock_path} has the daemon's data-root {data_root}"
+    raise NotFound(f"no dockerd serving {sock_path} has the daemon's data-root {data_root}"
                    + (f" (saw {'; '.join(seen)})" if seen else ""))
 
 
@@ -275,5 +334,5 @@ def find_containerd(sock_path: str) -> tuple[str, str] | None:
     proc = read_proc(pid) if pid else None
     if proc is None:
         return None
-    cfg = _read_in(pid, containerd_config_file(proc.argv, proc.cwd), lambda b: tomllib.loads(b.decode()))
+    cfg = read_config(pid, containerd_config_file(proc.argv, proc.cwd), lambda b: tomllib.loads(b.decode()))
     return containerd_dirs(proc.argv, cfg, proc.cwd)

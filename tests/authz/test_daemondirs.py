@@ -211,3 +211,43 @@ def test_daemon_client_daemon_dirs(tmp_path, spawn):
         RootedClient(sock, "/elsewhere").daemon_dirs()
     with pytest.raises(LookupFailed, match="only through its unix socket"):
         DaemonClient(base_url="tcp://127.0.0.1:2375").daemon_dirs()
+
+
+def test_unknown_working_directory():
+    assert dd.dockerd_dirs(["dockerd", "--exec-root", "/abs"], None, cwd=None).exec_root == "/abs"
+    with pytest.raises(dd.NotFound, match="relative path 'rel' cannot be resolved"):
+        dd.dockerd_dirs(["dockerd", "--exec-root", "rel"], None, cwd=None)
+    with pytest.raises(dd.NotFound, match="relative path 'x.json'"):
+        dd.config_file(["dockerd", "--config-file", "x.json"], cwd=None)
+
+
+def test_read_config(tmp_path):
+    pid = os.getpid()
+    f = tmp_path / "daemon.json"
+    assert dd.read_config(pid, str(f), json.loads) is None  # absent: no config
+    f.write_text('{"exec-root": "/e"}')
+    assert dd.read_config(pid, str(f), json.loads) == {"exec-root": "/e"}
+    f.write_text("{not json")
+    with pytest.raises(dd.NotFound, match="cannot parse"):
+        dd.read_config(pid, str(f), json.loads)
+    with pytest.raises(dd.NotFound, match="cannot read"):
+        dd.read_config(pid, str(tmp_path), json.loads)  # a directory: exists, unreadable as a file
+
+
+def test_found_by_process_scan_when_holders_are_hidden(tmp_path, spawn, named, monkeypatch):
+    """Under the shipped unit (PrivateNetwork, no ptrace access) neither /proc/net/unix nor
+    other processes' fds are visible: a socket-activated daemon is found among the host's
+    root dockerd processes."""
+    monkeypatch.setattr(dd, "socket_holders", lambda inodes: [])
+    sock = str(tmp_path / "h.sock")
+    data, exe = str(tmp_path / "root"), str(tmp_path / "exec")
+    spawn(sock, "--activate", data, exe, named("dockerd"), name="systemd")
+    for _ in range(100):
+        try:
+            assert dd.find_dockerd(sock, data).exec_root == exe
+            break
+        except dd.NotFound:
+            time.sleep(0.1)
+    else:
+        pytest.fail("not found by the process scan")
+    assert all(dd.read_proc(p).host_pidns for p in dd.dockerd_processes())

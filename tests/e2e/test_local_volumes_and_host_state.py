@@ -11,6 +11,8 @@ under /tmp) is refused, and a path listed in allowed_paths is allowed.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -198,3 +200,24 @@ def test_a_listed_path_under_var_is_allowed(relaxed_then_strict, carve_dir):
     assert ok(g.docker("run", "--rm", "-v", f"{carve_dir}:/x", "busybox", "cat", "/x/f.txt")) == "allowed\n"
     denied(g.docker("create", "-v", f"{carve_dir.parent}:/x", "busybox", "true"), "sensitive-mount")
     denied(g.docker("create", "-v", "/var/tmp/dgc1-not-listed:/x", "busybox", "true"), "sensitive-mount")
+
+
+HARDENED_LOOKUP = """
+import sys
+from authz import daemondirs as dd
+print(dd.find_dockerd(sys.argv[1], sys.argv[2]).exec_root)
+"""
+
+
+def test_exec_root_found_under_the_units_restrictions(guarded):
+    """The shipped unit gives the plugin no network namespace of the host (PrivateNetwork) and
+    only CAP_DAC_READ_SEARCH: other processes' fds, cwd and root are unreadable, the host's
+    /proc/net/unix invisible. The exec-root is still found (cmdline, status, config file)."""
+    if not (shutil.which("unshare") and shutil.which("setpriv")):
+        pytest.fail("needs unshare and setpriv (util-linux)")
+    d = guarded.daemon
+    r = subprocess.run(["unshare", "-n", "setpriv", "--bounding-set=-all,+dac_read_search", "--inh-caps=-all",
+                        sys.executable, "-c", HARDENED_LOOKUP, str(d.socket), str(d.data_root)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(d.exec_root)

@@ -140,12 +140,13 @@ class DaemonClient:
             sock = self.socket_path()
             if not sock:
                 raise LookupFailed("the daemon's exec-root can be found only through its unix socket")
+            root = self.docker_root()
             try:
-                dirs = daemondirs.find_dockerd(sock, self.docker_root())
+                dirs = daemondirs.find_dockerd(sock, root)
+                found = {dirs.data_root, dirs.exec_root, dirs.containerd_sock}
+                found.update(daemondirs.find_containerd(dirs.containerd_sock) or ())
             except daemondirs.NotFound as exc:
                 raise LookupFailed(f"could not find the daemon's exec-root: {exc}") from None
-            found = {dirs.data_root, dirs.exec_root, dirs.containerd_sock}
-            found.update(daemondirs.find_containerd(dirs.containerd_sock) or ())
             self._daemon_dirs = frozenset(found | {os.path.realpath(p) for p in found})
         return self._daemon_dirs
 

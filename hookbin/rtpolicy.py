@@ -128,6 +128,7 @@ def _write_cache(name: str, doc: dict) -> None:
         with os.fdopen(fd, "w") as f:
             json.dump(doc, f)
         os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        _prune(dfd, keep=name)
     except OSError:
         try:
             os.unlink(tmp, dir_fd=dfd)
@@ -135,6 +136,31 @@ def _write_cache(name: str, doc: dict) -> None:
             pass
     finally:
         os.close(dfd)
+
+
+MAX_CACHED = 32
+
+
+def _prune(dfd: int, keep: str) -> None:
+    """Keep the cache small (policies of test runs come and go): drop the oldest entries."""
+    rfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dfd)  # dfd is O_PATH
+    try:
+        names = [n for n in os.listdir(rfd) if n != keep]
+    finally:
+        os.close(rfd)
+    if len(names) < MAX_CACHED:
+        return
+    aged = []
+    for n in names:
+        try:
+            aged.append((os.stat(n, dir_fd=dfd, follow_symlinks=False).st_mtime_ns, n))
+        except OSError:
+            pass
+    for _, n in sorted(aged)[:len(aged) - MAX_CACHED // 2]:
+        try:
+            os.unlink(n, dir_fd=dfd)
+        except OSError:
+            pass
 
 
 def load(explicit: str | None, rule_ids) -> RuntimePolicy:

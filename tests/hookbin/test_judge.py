@@ -384,6 +384,14 @@ def test_policy_levels_from_the_file_and_cached(cache_dir, trusted_dir):
     assert pol.level("host-namespace") == "off" and pol.level("privileged") == "deny"
 
 
+def test_policy_cache_stays_small(cache_dir, trusted_dir):
+    for i in range(rtpolicy.MAX_CACHED + 5):
+        f = trusted_dir / f"p{i}.toml"
+        f.write_text("")
+        rtpolicy.load(str(f), judge.RUNTIME_RULES)
+    assert len(list(cache_dir.iterdir())) <= rtpolicy.MAX_CACHED
+
+
 def test_policy_that_cannot_be_used_fails_closed(cache_dir, trusted_dir, tmp_path):
     bad = trusted_dir / "bad.toml"
     bad.write_text("[rules\n")

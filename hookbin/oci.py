@@ -92,6 +92,22 @@ def loads(text):
     return json.loads(text)
 
 
+def _not_json(o):
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+def dumps(obj) -> str:
+    """json.dumps(obj, separators=(",", ":")) without importing `json` (see loads): json's own
+    C encoder, with json.dumps's defaults (ASCII, circular check, NaN as json writes it)."""
+    try:
+        from _json import encode_basestring_ascii, make_encoder
+    except ImportError:
+        import json
+        return json.dumps(obj, separators=(",", ":"))
+    return "".join(make_encoder({}, _not_json, encode_basestring_ascii, None, ":", ",",
+                                False, False, True)(obj, 0))
+
+
 def read_json(path: str):
     with open(path, "rb") as f:
         return loads(f.read())
@@ -106,11 +122,11 @@ def write_json_atomic(path: str, obj) -> None:
         mode = 0o644
     # No `tempfile`: its imports cost the wrapper milliseconds per create.
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    import json
+    text = dumps(obj)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, separators=(",", ":"))
+            f.write(text)
             f.flush()
             os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())

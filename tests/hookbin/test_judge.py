@@ -416,3 +416,28 @@ def test_check_bundle_refuses_when_the_policy_cannot_be_used(cache_dir, tmp_path
     (bundle / "config.json").write_text(json.dumps(ociconfigs.config(root=tmp_path)))
     with pytest.raises(judge.Refused, match="every container is refused while the policy cannot be used"):
         judge.check_bundle(str(bundle), str(tmp_path), ID, str(tmp_path / "missing.toml"))
+
+
+# --- JSON without `json` (the create path's import cost) ----------------------------------
+
+@pytest.mark.parametrize("doc", [ociconfigs.BENIGN, {"a": [1, 2.5, float("inf"), "é\u2028\x00", None, True, {"b": {}}]},
+                                 [], "s", 0, {"dup": 1}])
+def test_oci_json_is_json(doc):
+    from hookbin import oci
+    assert oci.dumps(doc) == json.dumps(doc, separators=(",", ":"))
+    assert oci.loads(oci.dumps(doc)) == json.loads(json.dumps(doc))
+    assert oci.loads(" \n" + json.dumps(doc, indent=2) + "\n") == json.loads(json.dumps(doc))
+
+
+def test_oci_loads_takes_what_json_takes():
+    from hookbin import oci
+    assert str(oci.loads('{"a": NaN}')["a"]) == "nan"  # json.loads's own answer (fallback)
+
+
+@pytest.mark.parametrize("text", ['{"a": 1} x', "{", "", b"\xff"])
+def test_oci_loads_refuses_what_json_refuses(text):
+    from hookbin import oci
+    with pytest.raises(ValueError):
+        json.loads(text)
+    with pytest.raises(ValueError):
+        oci.loads(text)

@@ -9,7 +9,6 @@ scripts/get-docker-engine.sh; it drives 20.10's BuildKit too):
   `--network host` is refused by dockerd itself.
 """
 import json
-import os
 from pathlib import Path
 
 import pytest

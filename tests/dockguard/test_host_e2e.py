@@ -4,8 +4,6 @@ A private dockerd runs on the daemon.json `dockguard install --root STAGE` wrote
 files staged under STAGE are mapped into it); never the machine's own /etc/docker.
 """
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,4 +70,4 @@ def test_uninstall_keeps_containers_startable(tmp_path):
         assert res.returncode == 0, res.stderr
     finally:
         d.stop()
-        d.remove() if hasattr(d, "remove") else shutil.rmtree(d.base, ignore_errors=True)
+        d.remove()

@@ -7,7 +7,6 @@ build or a chroot): the systemctl steps are best effort and reported, never fata
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,21 +20,20 @@ pytestmark = pytest.mark.docker
 OVERLAID = ("/etc", "/usr/local", "/var/lib")
 
 
-def host_digest() -> str:
-    """What this test must never change on the machine itself."""
-    h = hashlib.sha256()
-    for top in ("/etc/docker", "/etc/systemd/system", "/etc/dockguard", "/usr/local/bin",
-                "/var/lib/dockguard"):
-        for dirpath, dirs, files in sorted(os.walk(top)):
-            dirs.sort()
-            for f in sorted(files):
-                p = os.path.join(dirpath, f)
-                h.update(p.encode())
-                try:
-                    h.update(Path(p).read_bytes() if not os.path.islink(p) else os.readlink(p).encode())
-                except OSError:
-                    pass
-    return h.hexdigest()
+MINE = ("/etc/systemd/system/dockguard-authz.socket", "/etc/systemd/system/docker.service.d/dockguard.conf",
+        "/etc/docker/plugins/dockguard.spec", "/etc/dockguard/policy.toml",
+        "/usr/local/bin/dockguard-runtime", "/var/lib/dockguard/install.json")
+
+
+def host_state() -> tuple:
+    """What this test must never change on the machine itself (other helpers' tests may
+    change other files there meanwhile, so only what install would write is compared)."""
+    try:
+        daemon_json = hashlib.sha256(Path("/etc/docker/daemon.json").read_bytes()).hexdigest()
+    except OSError:
+        daemon_json = None
+    return (daemon_json, sorted(str(p) for p in Path("/etc/docker").glob("daemon.json.dockguard-*")),
+            {p: os.path.lexists(p) for p in MINE})
 
 
 def in_namespace(tmp: Path, script: str) -> subprocess.CompletedProcess:
@@ -55,7 +53,7 @@ def test_install_and_uninstall_on_slash_without_systemd(daemon_factory, tmp_path
     if os.path.isdir("/run/systemd/system"):
         pytest.fail("systemd is PID 1 here: this test is about hosts where it is not")
     d = daemon_factory(busybox=False)
-    before = host_digest()
+    before = host_state()
     dg = f"{sys.executable} -m dockguard.cli"
     common = f"--docker-root {d.data_root}"
     res = in_namespace(tmp_path, f"""
@@ -85,4 +83,4 @@ echo ===DONE
     # systemctl: tried, and either done offline or reported; never a failure of the install
     assert "systemctl enable dockguard-authz.socket" in out
     assert "Traceback" not in out
-    assert host_digest() == before
+    assert host_state() == before

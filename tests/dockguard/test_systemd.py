@@ -9,7 +9,6 @@
 - restart: with the socket held (as systemd holds it), a SIGKILLed plugin started again
   answers a request that was queued while it was down.
 """
-import base64
 import json
 import os
 import re

@@ -568,5 +568,5 @@ def check_bundle(bundle: str, docker_root: str, container_id: str | None,
         finally:
             for p in pinned.values():
                 os.close(p.fd)
-        oci.write_json_atomic(config_path, rewrite_sources(config, staged))
+        oci.write_json_atomic(config_path, rewrite_sources(config, staged), durable=False)
     return len(pinned)

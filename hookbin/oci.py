@@ -113,8 +113,10 @@ def read_json(path: str):
         return loads(f.read())
 
 
-def write_json_atomic(path: str, obj) -> None:
-    """Write next to `path`, fsync, rename over it: readers see old or new, never half."""
+def write_json_atomic(path: str, obj, durable: bool = True) -> None:
+    """Write next to `path`, fsync, rename over it: readers see old or new, never half.
+    `durable=False` skips the fsync, for files read at once and never after a crash (a
+    bundle's config.json, which runc reads next and dockerd writes anew at every start)."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
         mode = os.stat(path).st_mode & 0o7777
@@ -129,7 +131,8 @@ def write_json_atomic(path: str, obj) -> None:
             f.write(text)
             f.flush()
             os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

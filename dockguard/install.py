@@ -220,6 +220,30 @@ def unmerge_daemon(conf: dict, added: dict, keep_runtime: dict | None) -> dict:
     return new
 
 
+def dockerd_validate(conf: dict, dockerd: str | None) -> list[str]:
+    """`dockerd --validate` (dockerd 23 and newer) on the merged daemon.json, before writing
+    it: an error stops the install. Older dockerds lack the flag: a note says so."""
+    exe = dockerd or shutil.which("dockerd") or "/usr/sbin/dockerd"
+    if not os.access(exe, os.X_OK):
+        return [f"daemon.json not checked by dockerd ({exe} not found)"]
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="dockguard-daemon-") as f:
+        f.write(dump_json(conf))
+        f.flush()
+        try:
+            res = subprocess.run([exe, "--validate", "--config-file", f.name], capture_output=True,
+                                 text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return [f"daemon.json not checked by dockerd ({exc})"]
+    out = (res.stdout + res.stderr).strip()
+    if res.returncode == 0:
+        return []
+    if "unknown flag: --validate" in out:
+        return [f"daemon.json checked by dockguard only ({exe} predates --validate)"]
+    raise InstallError(f"dockerd --validate refuses the merged daemon.json: "
+                       f"{out.splitlines()[-1] if out else res.returncode}; nothing was changed")
+
+
 def dump_json(conf: dict) -> str:
     return json.dumps(conf, indent=2) + "\n"
 
@@ -443,6 +467,8 @@ def install_plan(args, root: str) -> Plan:
     state = read_state(root)
     merged, added, notes = merge_daemon(conf, runtime, entitlements=not args.no_entitlements)
     plan.notes += notes
+    if merged != conf:
+        plan.notes += dockerd_validate(merged, args.dockerd)
     # What earlier runs added stays recorded as added (a re-run finds it already there).
     prev = state.get("daemon_json", {})
     for key, value in prev.items():
@@ -587,6 +613,9 @@ def register(sub, name):
                    help="the daemon-wide hook-spec the runtime reads (need not exist: then no "
                         "daemon-wide hooks)")
     p.add_argument("--no-hooks", action="store_true", help="skip the hook programs and the runtime")
+    p.add_argument("--dockerd", default=None,
+                   help="dockerd binary that checks the merged daemon.json (--validate, dockerd "
+                        ">= 23; default: dockerd on PATH)")
     p.add_argument("--no-entitlements", action="store_true",
                    help="leave daemon.json's builder.entitlements alone (the plugin then refuses "
                         "BuildKit's /grpc and /session)")

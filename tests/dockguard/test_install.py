@@ -241,3 +241,24 @@ def test_daemon_json_mode_kept_and_a_symlink_refused(tmp_path):
     res = dg("install", "--root", str(other))
     assert res.returncode == 1 and "is a symlink" in res.stderr, res.stderr
     assert tree(other) == before
+
+
+DOCKERD_26 = Path("/var/cache/dockguard/engines/26/usr/sbin/dockerd")
+
+
+def test_merged_daemon_json_checked_by_dockerd(tmp_path):
+    """dockerd 26 --validate refuses what dockerd would refuse at start; 20.10 lacks the flag."""
+    assert DOCKERD_26.exists() or os.environ.get("CI") != "true", "run scripts/get-docker-engine.sh"
+    if not DOCKERD_26.exists():
+        pytest.skip("no dockerd 26 here")
+    root = stage(tmp_path, {"log-level": "nonsense"})
+    before = tree(root)
+    res = dg("install", "--root", str(root), "--dockerd", str(DOCKERD_26))
+    assert res.returncode == 1 and "invalid logging level: nonsense" in res.stderr, res.stderr
+    assert tree(root) == before
+    root = stage(tmp_path / "b")
+    res = dg("install", "--root", str(root), "--dockerd", str(DOCKERD_26))
+    assert res.returncode == 0 and "checked by" not in res.stdout, res.stdout + res.stderr
+    root = stage(tmp_path / "c")
+    res = dg("install", "--root", str(root), "--dockerd", "/usr/sbin/dockerd")
+    assert res.returncode == 0 and "predates --validate" in res.stdout, res.stdout + res.stderr

@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -218,6 +219,49 @@ def unmerge_daemon(conf: dict, added: dict, keep_runtime: dict | None) -> dict:
             del new["builder"]
     validate_daemon(new)
     return new
+
+
+# daemon.json key -> the dockerd flag that sets it; dockerd refuses to start when one is given
+# both ways ("the following directives are specified both as a flag and in the configuration file").
+KEY_FLAGS = {"authorization-plugins": "--authorization-plugin", "runtimes": "--add-runtime",
+             "default-runtime": "--default-runtime"}
+DOCKER_UNITS = ("/etc/systemd/system/docker.service", "/run/systemd/system/docker.service",
+                "/lib/systemd/system/docker.service", "/usr/lib/systemd/system/docker.service")
+
+
+def docker_exec_lines(root: str) -> list[tuple[str, str]]:
+    """(file, ExecStart line) of docker.service and its drop-ins, as systemd would read them."""
+    files = []
+    for unit in DOCKER_UNITS:
+        if under(root, unit).is_file():
+            files.append(unit)
+            break
+    for d in ("/etc/systemd/system/docker.service.d", "/run/systemd/system/docker.service.d",
+              "/usr/lib/systemd/system/docker.service.d", "/lib/systemd/system/docker.service.d"):
+        try:
+            files += sorted(os.path.join(d, f) for f in os.listdir(under(root, d)) if f.endswith(".conf"))
+        except OSError:
+            pass
+    out = []
+    for f in files:
+        for line in (read(root, f) or "").splitlines():
+            if line.strip().startswith("ExecStart="):
+                out.append((f, line.strip()))
+    return out
+
+
+def flag_conflicts(root: str, before: dict, after: dict) -> None:
+    """Refuse to add a daemon.json key that docker.service also passes as a flag."""
+    for key, flag in KEY_FLAGS.items():
+        if key in before or key not in after:
+            continue
+        for f, line in docker_exec_lines(root):
+            if re.search(rf"(^|\s){re.escape(flag)}(=|\s|$)", line):
+                raise InstallError(
+                    f"{f} starts dockerd with {flag}, and dockerd refuses to start when "
+                    f"{key!r} is also in daemon.json. Move that setting into "
+                    f"/etc/docker/daemon.json (a drop-in overriding ExecStart), then rerun; "
+                    "nothing was changed")
 
 
 def dockerd_validate(conf: dict, dockerd: str | None) -> list[str]:
@@ -468,6 +512,7 @@ def install_plan(args, root: str) -> Plan:
     merged, added, notes = merge_daemon(conf, runtime, entitlements=not args.no_entitlements)
     plan.notes += notes
     if merged != conf:
+        flag_conflicts(root, conf, merged)
         plan.notes += dockerd_validate(merged, args.dockerd)
     # What earlier runs added stays recorded as added (a re-run finds it already there).
     prev = state.get("daemon_json", {})

@@ -262,3 +262,18 @@ def test_merged_daemon_json_checked_by_dockerd(tmp_path):
     root = stage(tmp_path / "c")
     res = dg("install", "--root", str(root), "--dockerd", "/usr/sbin/dockerd")
     assert res.returncode == 0 and "predates --validate" in res.stdout, res.stdout + res.stderr
+
+
+def test_a_dockerd_flag_for_a_key_install_adds_is_refused(tmp_path):
+    """dockerd refuses to start with a setting given as a flag and in daemon.json."""
+    root = stage(tmp_path, {})
+    unit = root / "lib/systemd/system/docker.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text("[Service]\nExecStart=/usr/bin/dockerd -H fd:// --default-runtime=runc\n")
+    before = tree(root)
+    res = dg("install", "--root", str(root))
+    assert res.returncode == 1, res.stdout
+    assert "starts dockerd with --default-runtime" in res.stderr and "Traceback" not in res.stderr
+    assert tree(root) == before
+    unit.write_text("[Service]\nExecStart=/usr/bin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock\n")
+    assert dg("install", "--root", str(root)).returncode == 0

@@ -522,7 +522,10 @@ def install_plan(args, root: str) -> Plan:
         else:
             added.setdefault(key, value)
     plan.daemon = merged
-    plan.files.append(Want(POLICY, policy_override(entitlements_enforced(merged), runtime is not None),
+    # runtimes = ["dockguard"] only when dockguard is the default: else every plain `docker run`
+    # would be refused under the operator's kept default-runtime.
+    only_ours = runtime is not None and merged.get("default-runtime") == PLUGIN
+    plan.files.append(Want(POLICY, policy_override(entitlements_enforced(merged), only_ours),
                            0o644, once=True))
     files = sorted({w.path for w in plan.files if not w.once} | set(state.get("files", [])))
     created = dict(state.get("created", {}))

@@ -87,6 +87,7 @@ def test_install_writes_everything_and_merges_daemon_json(tmp_path):
     assert json.loads(backup.read_text()) == OPERATOR
     policy = (root / "etc/dockguard/policy.toml").read_text()
     assert 'buildkit-session = "off"' in policy                 # an override, not a copy
+    assert 'runtimes = ["dockguard"]' in policy                # no container skips the runtime
     assert "privileged" not in policy
     from authz.policy import load
     assert load(root / "etc/dockguard/policy.toml").level("buildkit-session") == "off"
@@ -140,6 +141,8 @@ def test_conflicting_default_runtime_is_kept_with_a_message(tmp_path):
     assert conf["default-runtime"] == "nvidia" and "nvidia" in conf["runtimes"]
     assert "dockguard" in conf["runtimes"]
     assert "kept your default-runtime 'nvidia'" in res.stdout
+    # the policy then does not demand the dockguard runtime (plain docker run would be refused)
+    assert "runtimes" not in (root / "etc/dockguard/policy.toml").read_text()
 
 
 def test_invalid_daemon_json_is_refused_and_nothing_changes(tmp_path):

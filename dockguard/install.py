@@ -567,8 +567,10 @@ def cmd_install(args) -> int:
     systemctl(root, "enable", *UNITS)
     if systemd_running(root):
         systemctl(root, "daemon-reload")
-        systemctl(root, "start", "dockguard-authz.socket")
+        # an upgrade first: a running plugin of an older version (which bound the socket
+        # itself) is replaced before the socket unit takes the path
         systemctl(root, "try-restart", "dockguard-authz.service", "dockguard-healthd.service")
+        systemctl(root, "start", "dockguard-authz.socket")
     if n:
         print("\nNext: systemctl restart docker   (dockerd reads daemon.json and the plugin at start; "
               "stops running containers unless live-restore is on)")

@@ -406,6 +406,9 @@ def apply(root: str, plan: Plan, dry_run: bool) -> int:
     todo = changes(root, plan)
     if dry_run:
         for w, cur in todo:
+            if cur is not None and cur == w.text:    # same content, other mode
+                old = stat.S_IMODE(under(root, w.path).stat().st_mode)
+                print(f"mode of {w.path}: {old:o} -> {w.mode:o}")
             print(diff(w.path, cur, w.text), end="")
         print(f"dry run: {len(todo)} file(s) would change" if todo else "dry run: no changes")
         return len(todo)

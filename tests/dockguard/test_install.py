@@ -103,6 +103,12 @@ def test_second_run_changes_nothing(tmp_path):
     assert tree(root) == before and len(backups(root)) == 1
     dry = dg("install", "--root", str(root), "--dry-run")
     assert dry.returncode == 0 and "dry run: no changes" in dry.stdout
+    hook = root / "var/lib/docker/hooks/network-hook"
+    hook.chmod(0o775)
+    dry = dg("install", "--root", str(root), "--dry-run")
+    assert "mode of /var/lib/docker/hooks/network-hook: 775 -> 755" in dry.stdout, dry.stdout
+    assert dg("install", "--root", str(root)).returncode == 0
+    assert stat.S_IMODE(hook.stat().st_mode) == 0o755
 
 
 def test_dry_run_prints_a_diff_and_changes_nothing(tmp_path):

@@ -4,9 +4,10 @@ The runtime judges with the plugin's rules and the plugin's TOML policy (`--poli
 /etc/dockguard/policy.toml when it exists, else the built-in default). Compiling it costs what
 the plugin pays once at start: `tomllib`, `dataclasses`, every rule module, ~40 ms. The runtime
 pays it on every container start, so the compiled result (levels and lists, plain JSON) is kept
-in a root-only cache directory, keyed by the identity of the policy file and of the built-in
-default (device, inode, size, mtime and ctime, in nanoseconds): any edit or replacement of
-either file changes the key and the next `create` compiles again. A policy that cannot be read,
+in a root-only cache directory, keyed by the identity of the policy file, of the built-in
+default and of the modules that compile it (device, inode, size, mtime and ctime, in
+nanoseconds): any edit or replacement (an upgrade) changes the key and the next `create`
+compiles again. A policy that cannot be read,
 is not root's alone (hookbin/trust.py, as for hook-specs), or does not compile fails closed.
 """
 from __future__ import annotations
@@ -20,6 +21,10 @@ CACHE_DIR = "/run/dockguard/runtime-policy"
 CACHE_VERSION = 1
 PKG_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILTIN = os.path.join(PKG_ROOT, "authz", "default_policy.toml")
+# What decides the compiled levels and lists besides the files: part of the cache key.
+CODE = tuple(os.path.join(PKG_ROOT, "authz", *p) for p in (
+    ("policy.py",), ("context.py",), ("rules", "__init__.py"), ("rules", "capabilities.py"),
+    ("rules", "devices.py"), ("rules", "mounts.py")))
 
 
 class PolicyError(Exception):
@@ -178,9 +183,11 @@ def load(explicit: str | None, rule_ids) -> RuntimePolicy:
             os.close(fd)
         path = resolved
     try:
-        key.append(_key(os.stat(BUILTIN)))
+        # the built-in default and the code that compiles it (an upgrade changes them)
+        for f in (BUILTIN,) + CODE:
+            key.append(_key(os.stat(f)))
     except OSError as exc:
-        raise PolicyError(f"built-in policy {BUILTIN}: {exc.strerror}") from None
+        raise PolicyError(f"built-in policy {exc.filename}: {exc.strerror}") from None
     name = _cache_name(path)
     doc = _read_cache(name, key)
     if doc is None or not all(r in doc.get("levels", {}) for r in rule_ids):

@@ -384,6 +384,21 @@ def test_policy_levels_from_the_file_and_cached(cache_dir, trusted_dir):
     assert pol.level("host-namespace") == "off" and pol.level("privileged") == "deny"
 
 
+def test_audit_level_is_reported_and_allowed(cache_dir, trusted_dir, tmp_path):
+    pol_file = trusted_dir / "policy.toml"
+    pol_file.write_text('[rules]\nhost-namespace = "audit"\n')
+    root = tmp_path / "root"
+    (root / "containers").mkdir(parents=True)
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    (bundle / "config.json").write_text(json.dumps(ociconfigs.config(_drop_ns("pid"), root=root)))
+    seen = []
+    assert judge.check_bundle(str(bundle), str(root), ID, str(pol_file), audit=seen.append) == 0
+    assert len(seen) == 1 and seen[0].startswith(f"audit (policy: {pol_file}): [host-namespace] --pid host")
+    from hookbin import runtime
+    assert "level=warning" in runtime.log_line("x", "text", level="warning")
+
+
 def test_policy_cache_stays_small(cache_dir, trusted_dir):
     for i in range(rtpolicy.MAX_CACHED + 5):
         f = trusted_dir / f"p{i}.toml"

@@ -98,12 +98,16 @@ def _rel(path: str, top: str) -> str:
     return "" if top == "/" and path == "/" else path[len(top.rstrip("/")):]
 
 
-def translate(fs_path: str, dev: str, mounts, exclude) -> str | None:
+def translate(fs_path: str, dev: str, mounts, exclude, avoid_under: str | None = None) -> str | None:
     """The host path showing `fs_path` of filesystem `dev`: the mount of that filesystem whose
-    root holds it most closely (not one of `exclude`, e.g. the volume mount itself)."""
+    root holds it most closely (not one of `exclude`, e.g. the volume mount itself, nor one
+    mounted below `avoid_under`: dockerd's own volume and helper mounts under its root)."""
     best = None
+    below = avoid_under.rstrip("/") + "/" if avoid_under else None
     for m in mounts:
         if m.dev != dev or m.id in exclude or not within(fs_path, m.root):
+            continue
+        if below and m.point.startswith(below):
             continue
         if best is None or len(m.root) > len(best.root):
             best = m
@@ -124,7 +128,7 @@ def overlay_dirs(super_opts: str) -> list[str]:
 
 
 def mount_host_paths(path: str, entry: MountEntry, mounts: dict[int, MountEntry],
-                     volume: bool = True) -> list[str]:
+                     volume: bool = True, avoid_under: str | None = None) -> list[str]:
     """What host paths an object at `path` on mount `entry` is, beyond `path` itself (pure).
 
     A bind of a host directory shows the directory (by the filesystem and root it shares with
@@ -142,7 +146,7 @@ def mount_host_paths(path: str, entry: MountEntry, mounts: dict[int, MountEntry]
     elif entry.fstype == "overlay":
         out += overlay_dirs(entry.super_opts)
     elif entry.fstype not in FRESH_FS:
-        host = translate(fs_path, entry.dev, mounts.values(), {entry.id})
+        host = translate(fs_path, entry.dev, mounts.values(), {entry.id}, avoid_under)
         if host is not None:
             out.append(host)
         elif volume and entry.source.startswith("/"):

@@ -441,11 +441,16 @@ def _flag(path: str) -> bool:
         return False
 
 
-def is_docker_init(pinned, dest: str) -> bool:
-    """dockerd's --init binary (its path is the daemon's setting, not the user's)."""
+def is_docker_init(pinned, mount: dict) -> bool:
+    """dockerd's --init binary, as dockerd mounts it: read-only at /sbin/docker-init, from a
+    file named docker-init (Debian 13's is a symlink to tini-static) that resolves to a
+    root-owned executable nobody else can write. A user's bind of that shape only shows a
+    host program, read-only."""
     st = pinned.st
-    return (_norm(dest) == "/sbin/docker-init" and posixpath.basename(pinned.path) == "docker-init"
-            and stat.S_ISREG(st.st_mode) and st.st_uid == 0 and not st.st_mode & 0o022)
+    return (_norm(str(mount.get("destination") or "")) == "/sbin/docker-init"
+            and posixpath.basename(pinned.source) == "docker-init" and "ro" in _options(mount)
+            and stat.S_ISREG(st.st_mode) and st.st_uid == 0 and st.st_mode & 0o111
+            and not st.st_mode & 0o022)
 
 
 def pin_and_describe(config: dict, docker_root: str, real_root: str, container_id: str | None,
@@ -468,8 +473,7 @@ def pin_and_describe(config: dict, docker_root: str, real_root: str, container_i
         for i, src in todo:
             p = hostpath.pin(src)
             pinned[i] = p
-            dest = str(mounts[i].get("destination") or "")
-            if is_docker_init(p, dest):
+            if is_docker_init(p, mounts[i]):
                 skip.add(i)
                 continue
             entry = table.get(p.mnt_id)
@@ -480,15 +484,28 @@ def pin_and_describe(config: dict, docker_root: str, real_root: str, container_i
                 if entry is None or not hostpath.within(entry.point, vol_top):
                     binds[i] = []  # a plain local volume: Docker's own directory
                     continue
-                hosts = hostpath.mount_host_paths(p.path, entry, table)
+                hosts = hostpath.mount_host_paths(p.path, entry, table, avoid_under=real_root)
                 what = f"volume {vol} ({entry.fstype} {entry.source})"
                 binds[i] = [(what, h) for h in hosts]
                 files.update(h for h in hosts if p.is_file)
                 continue
+            if (entry is not None and entry.point == p.path
+                    and hostpath.within(p.path, f"{real_root.rstrip('/')}/tmp")):
+                # dockerd 26's volume-subpath: a bind it made of a path inside a volume (its
+                # "safe mount"): judged by what it shows, a plain volume's content being fine
+                hosts = hostpath.mount_host_paths(p.path, entry, table, avoid_under=real_root)
+                if entry.fstype in hostpath.FRESH_FS:
+                    binds[i] = []  # a subpath of a tmpfs volume
+                    continue
+                if hosts:
+                    binds[i] = [("volume subpath", h) for h in hosts
+                                if volume_name(h, real_root) is None]
+                    continue
             out = [(how, p.path)]
             if entry is not None and (entry.root != "/" or entry.fstype in hostpath.PSEUDO_FS):
                 out += [(f"{how} (on a {entry.fstype} mount of {entry.source})", h)
-                        for h in hostpath.mount_host_paths(p.path, entry, table, volume=False)]
+                        for h in hostpath.mount_host_paths(p.path, entry, table, volume=False,
+                                                           avoid_under=real_root)]
             binds[i] = out
             if p.is_file:
                 files.update(h for _, h in out)

@@ -150,6 +150,29 @@ def _root_device() -> str:
     raise AssertionError("no root mount")
 
 
+def test_init_binary_runs_and_a_lookalike_does_not(two, tmp_dir):
+    two.runs("--init", "busybox", "true")
+    fake = tmp_dir / "docker-init"
+    fake.symlink_to("/etc/shadow")
+    two.refused_at_start("-v", f"{fake}:/sbin/docker-init:ro", "busybox", "true", rule="sensitive-mount")
+
+
+@pytest.mark.engine(min_api="1.45", reason="--mount volume-subpath is new in Docker 26")
+def test_volume_subpath_judged_by_what_it_shows(two):
+    """dockerd 26 binds a volume's subpath on a "safe mount" under its root: a plain volume's
+    subdirectory runs, a subpath of a volume that binds /etc (or of a proc volume) does not."""
+    two.docker("volume", "create", "subok", check=True)
+    two.runs("-v", "subok:/v", "busybox", "mkdir", "-p", "/v/sub")
+    two.runs("--mount", "type=volume,src=subok,dst=/v,volume-subpath=sub", "busybox", "true")
+    two.docker("volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", "device=/etc",
+               "subetc", check=True)
+    err = two.refused_at_start("--mount", "type=volume,src=subetc,dst=/v,volume-subpath=ssl",
+                               "busybox", "ls", "/v", rule="sensitive-mount")
+    assert "volume subpath /etc/ssl:/v" in err
+    two.docker("container", "prune", "-f")
+    two.docker("volume", "rm", "-f", "subok", "subetc")
+
+
 def test_kernel_memory_through_a_raw_v141_request(two):
     """CLIs >= 23 never send KernelMemory to API >= 1.42, so a raw v1.41 request."""
     body = json.dumps({"Image": "busybox", "Cmd": ["true"], "HostConfig": {"KernelMemory": 16 << 20}})

@@ -43,8 +43,8 @@ RUNTIME_RULES = ("privileged", "host-namespace", "dangerous-capability", "seccom
 RULE_MODULES = ("privileges", "capabilities", "security", "mounts", "devices", "resources")
 
 # OCI namespace type -> the plugin's kind (spec.namespaces) for the ones Docker always makes
-# private unless told to share the host's. user and cgroup are absent by default in Docker
-# (no userns-remap; cgroup v1 hosts share the cgroup namespace), so absence means nothing there.
+# private unless told to share the host's. user is absent by default (no userns-remap), and so
+# is cgroup on cgroup v1 hosts (shared there by default): judged only on v2 (facts["cgroup2"]).
 NAMESPACE_KINDS = {"pid": "pid", "ipc": "ipc", "uts": "uts", "network": "net", "mount": "mnt"}
 PROC_NS = {"pid": "pid", "ipc": "ipc", "uts": "uts", "network": "net", "mount": "mnt",
            "user": "user", "cgroup": "cgroup"}
@@ -207,14 +207,30 @@ def docker_managed(source: str, dest: str, docker_root: str, container_id: str |
 
 
 def volume_name(path: str, docker_root: str) -> str | None:
-    """`<root>/volumes/<name>/_data[/...]` -> name (a local volume's content), else None."""
-    top = f"{docker_root.rstrip('/')}/volumes/"
-    if not path.startswith(top):
+    """`<root>/volumes/<name>/_data[/...]` -> name (a local volume's content), and
+    `<root>/plugins/<id>/propagated-mount/...` -> "plugin <id>" (where a managed volume
+    plugin mounts its volumes); else None."""
+    root = docker_root.rstrip("/")
+    top = f"{root}/volumes/"
+    if path.startswith(top):
+        parts = path[len(top):].split("/")
+        if len(parts) >= 2 and parts[0] and parts[1] == "_data":
+            return parts[0]
         return None
-    parts = path[len(top):].split("/")
-    if len(parts) >= 2 and parts[0] and parts[1] == "_data":
-        return parts[0]
+    top = f"{root}/plugins/"
+    if path.startswith(top):
+        parts = path[len(top):].split("/")
+        if len(parts) >= 2 and len(parts[0]) == 64 and parts[1] == "propagated-mount":
+            return f"of plugin {parts[0][:12]}"
     return None
+
+
+def volume_top(path: str, docker_root: str) -> str:
+    """The directory below which dockerd (or a volume plugin) mounts that volume's content."""
+    root = docker_root.rstrip("/")
+    if path.startswith(f"{root}/plugins/"):
+        return "/".join(path.split("/")[:len(root.split("/")) + 3])  # <root>/plugins/<id>/propagated-mount
+    return f"{root}/volumes"
 
 
 def _options(m: dict) -> list:
@@ -266,7 +282,10 @@ def spec_from_config(config: dict, facts: dict) -> Spec:
     for ns in linux.get("namespaces") or []:
         if isinstance(ns, dict) and isinstance(ns.get("type"), str):
             given[ns["type"]] = ns
-    for oci_kind, kind in NAMESPACE_KINDS.items():
+    kinds = dict(NAMESPACE_KINDS)
+    if facts.get("cgroup2"):
+        kinds["cgroup"] = "cgroupns"  # private by default where cgroups are unified (v2)
+    for oci_kind, kind in kinds.items():
         if oci_kind not in given:
             spec.namespaces.setdefault(kind, []).append("host")
         elif oci_kind in facts.get("host_ns", ()):
@@ -480,7 +499,7 @@ def pin_and_describe(config: dict, docker_root: str, real_root: str, container_i
             how = "bind" if p.path == src else f"bind {src} ->"
             vol = volume_name(p.path, real_root)
             if vol is not None:
-                vol_top = f"{real_root.rstrip('/')}/volumes"
+                vol_top = volume_top(p.path, real_root)
                 if entry is None or not hostpath.within(entry.point, vol_top):
                     binds[i] = []  # a plain local volume: Docker's own directory
                     continue
@@ -525,7 +544,8 @@ def check_config(config: dict, docker_root: str, container_id: str | None, polic
         pinned, binds, skip, files = pin_and_describe(config, docker_root, root, container_id, isolate)
     except hostpath.PinError as exc:
         raise Refused(str(exc)) from None
-    facts = {"host_ns": host_namespaces(config), "binds": binds, "skip": skip}
+    facts = {"host_ns": host_namespaces(config), "binds": binds, "skip": skip,
+             "cgroup2": os.path.exists("/sys/fs/cgroup/cgroup.controllers")}
     proc = config.get("process") or {}
     if not proc.get("apparmorProfile"):
         facts["apparmor"] = _flag("/sys/module/apparmor/parameters/enabled")

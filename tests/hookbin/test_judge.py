@@ -103,6 +103,26 @@ def test_another_processes_private_namespace_is_not_the_hosts():
         p.wait()
 
 
+def test_cgroup_namespace_judged_where_docker_makes_it_private():
+    c = _drop_ns("cgroup")
+    assert judged(c)[0] == []  # cgroup v1: Docker shares it by default
+    ids, text, _ = judged(c, facts={"cgroup2": True})
+    assert ids == ["host-namespace"] and "--cgroupns host" in text
+    assert judged(lambda c: c["linux"]["namespaces"].append({"type": "cgroup"}), facts={"cgroup2": True})[0] == []
+
+
+def test_volume_content_paths():
+    r = "/var/lib/docker"
+    assert judge.volume_name(f"{r}/volumes/v/_data", r) == "v"
+    assert judge.volume_name(f"{r}/volumes/v/_data/sub", r) == "v"
+    assert judge.volume_name(f"{r}/volumes/v", r) is None
+    assert judge.volume_name(f"{r}/volumes/metadata.db", r) is None
+    pid = "a" * 64
+    assert judge.volume_name(f"{r}/plugins/{pid}/propagated-mount/x", r) == f"of plugin {pid[:12]}"
+    assert judge.volume_top(f"{r}/plugins/{pid}/propagated-mount/x", r) == f"{r}/plugins/{pid}/propagated-mount"
+    assert judge.volume_name(f"{r}/plugins/{pid}/rootfs/etc", r) is None
+
+
 def test_dangerous_capability_in_any_set():
     for cap_set in ("bounding", "effective", "permitted", "inheritable", "ambient"):
         ids, text, _ = judged(lambda c: c["process"]["capabilities"].setdefault(cap_set, []).append("CAP_SYS_ADMIN"))
@@ -259,6 +279,16 @@ def test_parse_mountinfo_unescapes():
 def test_what_a_mount_is_on_the_host(mid, path, want):
     t = hostpath.parse_mountinfo(MOUNTINFO)
     assert hostpath.mount_host_paths(path, t[mid], t) == want
+
+
+def test_translation_avoids_dockerds_own_mounts():
+    """A bind of /etc/ssl made by dockerd (a volume subpath) shows /etc/ssl, not the path of
+    the volume mount of /etc that also holds it."""
+    t = hostpath.parse_mountinfo(MOUNTINFO + "40 22 254:0 /etc/ssl /var/lib/docker/tmp/safe-mount1 rw - ext4 /dev/vda rw\n")
+    assert hostpath.mount_host_paths("/var/lib/docker/tmp/safe-mount1", t[40], t, volume=False,
+                                     avoid_under="/var/lib/docker") == ["/etc/ssl"]
+    assert hostpath.mount_host_paths("/var/lib/docker/tmp/safe-mount1", t[40], t, volume=False) == [
+        "/var/lib/docker/volumes/vb/_data/ssl"]
 
 
 def test_a_path_on_the_hosts_own_mount_is_itself():

@@ -30,9 +30,9 @@ RUNTIME_NAME = "dockguard-runtime"
 
 FRONT_TEMPLATE = r"""#!/bin/sh
 # dockguard-runtime: OCI runtime wrapper around runc, installed by `dockguard hookspec install`.
-# Hot path in sh: every command but `create` execs runc directly. Every `create` goes to
-# hookbin.runtime (Python): it judges the OCI config with dockguard's policy (refusing, or
-# pinning bind sources), merges any hook-spec's hooks, then execs runc.
+# Hot path in sh: every command but create (run, restore) execs runc directly. Every create
+# goes to hookbin.runtime (Python): it judges the OCI config with dockguard's policy
+# (refusing, or pinning bind sources), merges any hook-spec's hooks, then execs runc.
 RUNC=@RUNC@
 PY=@PY@
 PKG=@PKG@
@@ -61,7 +61,8 @@ scan() {
 }
 
 scan "$@"
-if [ -z "$odd" ] && [ "$cmd" != create ]; then shift $lead; exec "$RUNC" "$@"; fi
+case "$cmd" in create|run|restore) odd=1 ;; esac
+if [ -z "$odd" ]; then shift $lead; exec "$RUNC" "$@"; fi
 exec "$PY" -IS -c 'import sys; sys.path.insert(0, sys.argv.pop(1)); from hookbin.runtime import main; sys.exit(main())' "$PKG" --runc "$RUNC" --docker-root "$ROOT" "$@"
 """
 

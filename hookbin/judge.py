@@ -369,6 +369,31 @@ def spec_from_config(config: dict, facts: dict) -> Spec:
     return spec
 
 
+# Where the judge reads, and the JSON type it must find there (absent is fine).
+SHAPE = (("mounts", list), ("process", dict), ("linux", dict), ("process.capabilities", dict),
+         ("linux.namespaces", list), ("linux.devices", list), ("linux.resources", dict),
+         ("linux.resources.devices", list), ("linux.resources.memory", dict),
+         ("linux.maskedPaths", list), ("linux.readonlyPaths", list)) + tuple(
+    (f"process.capabilities.{s}", list) for s in CAP_SETS)
+
+
+def shape_problems(config: dict) -> list[str]:
+    """Fields the judge reads that are not of their JSON type: such a config is not judged
+    (runc would refuse it too), it is refused."""
+    out = []
+    for path, kind in SHAPE:
+        node = config
+        for key in path.split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is not None and not isinstance(node, kind):
+            out.append(f"{path} must be a JSON {'array' if kind is list else 'object'}")
+    for m in config.get("mounts") or []:
+        if not isinstance(m, dict):
+            out.append("mounts must hold objects")
+            break
+    return out
+
+
 def _int(v) -> int:
     return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
@@ -588,7 +613,15 @@ def check_bundle(bundle: str, docker_root: str, container_id: str | None,
         raise Refused(f"cannot read {config_path}: {exc}") from None
     if not isinstance(config, dict):
         raise Refused(f"{config_path} is not a JSON object")
-    pinned, denies, audits = check_config(config, docker_root, container_id, policy, isolate=True)
+    shape = shape_problems(config)
+    if shape:
+        raise Refused(f"{config_path} cannot be judged: {'; '.join(shape)}")
+    try:
+        pinned, denies, audits = check_config(config, docker_root, container_id, policy, isolate=True)
+    except Refused:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a config that cannot be judged does not run
+        raise Refused(f"cannot judge {config_path} ({type(exc).__name__}: {exc}): refused") from None
     for _rid, text in audits:
         if audit is not None:
             audit(f"audit (policy: {policy.source}): {text}")

@@ -27,6 +27,9 @@ RUNC_GLOBAL_VALUE_OPTS = {"log", "log-format", "root", "criu", "rootless"}
 # `runc create` options that take a value.
 CREATE_VALUE_OPTS = {"bundle", "b", "console-socket", "pid-file", "preserve-fds"}
 WRAPPER_OPTS = {"hook-spec", "docker-root", "runc", "policy"}
+# Commands that make a container from a bundle: judged, and given the hook-specs' hooks.
+# containerd uses `create`; `run` and `restore` (checkpoint) would make one just the same.
+BUNDLE_COMMANDS = ("create", "run", "restore")
 RUNC_CANDIDATES = ("/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc", "/usr/local/bin/runc")
 
 
@@ -104,7 +107,7 @@ def parse_argv(argv: list[str]) -> Invocation:
     if i < len(argv) and argv[i] != "--":
         inv.command = argv[i]
         inv.command_args = argv[i + 1:]
-    if inv.command == "create":
+    if inv.command in BUNDLE_COMMANDS:
         inv.bundle, inv.container_id = parse_create_args(inv.command_args)
     return inv
 
@@ -248,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         inv = parse_argv(argv)
         runc = find_runc(inv.runc)
-        if inv.command == "create":
+        if inv.command in BUNDLE_COMMANDS:
             # the runtime's line of defence (hookbin/judge.py): refuse, or pin bind sources
             judge.check_bundle(inv.bundle or ".", inv.docker_root, inv.container_id, inv.policy,
                                audit=lambda msg: report(inv, msg, level="warning"))

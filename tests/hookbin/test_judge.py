@@ -486,3 +486,50 @@ def test_oci_loads_refuses_what_json_refuses(text):
         json.loads(text)
     with pytest.raises(ValueError):
         oci.loads(text)
+
+
+# --- every command that makes a container from a bundle is judged -------------------------
+
+@pytest.mark.parametrize("cmd", ["create", "run", "restore"])
+def test_front_sends_every_bundle_command_to_python(tmp_path, cmd):
+    from hookbin import install
+    fake = tmp_path / "fake-runc"
+    fake.write_text('#!/bin/sh\necho ran > "$(dirname "$0")/ran"\n')
+    fake.chmod(0o755)
+    exe = install.install_runtime(str(tmp_path / "bin"), runc=str(fake), python="/nonexistent/python3",
+                                  docker_root=str(tmp_path))
+    res = subprocess.run([exe, "--root", "/r", cmd, "--bundle", str(tmp_path), ID], capture_output=True, text=True)
+    assert res.returncode != 0 and "/nonexistent/python3" in res.stderr
+    assert not (tmp_path / "ran").exists()
+    res = subprocess.run([exe, "--root", "/r", "state", ID], capture_output=True, text=True)
+    assert res.returncode == 0 and (tmp_path / "ran").exists()
+
+
+def test_runtime_main_judges_run_too(tmp_path):
+    from hookbin import runtime
+    inv = runtime.parse_argv(["--root", "/r", "run", "-d", "--bundle", "/b", "--pid-file", "/p", ID])
+    assert (inv.command, inv.bundle, inv.container_id) == ("run", "/b", ID)
+
+
+def test_a_config_that_cannot_be_judged_is_refused_clearly(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    (root / "containers").mkdir(parents=True)
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    (bundle / "config.json").write_text(json.dumps(ociconfigs.config(lambda c: c.update(mounts="nonsense"), root=root)))
+    with pytest.raises(judge.Refused, match=r"config.json cannot be judged: mounts must be a JSON array"):
+        judge.check_bundle(str(bundle), str(root), ID, None)
+    (bundle / "config.json").write_text(json.dumps(ociconfigs.config(
+        lambda c: c["linux"]["resources"]["memory"].update(kernel="lots"), root=root)))
+    assert judge.check_bundle(str(bundle), str(root), ID, None) == 0  # not an int: no limit set
+    (bundle / "config.json").write_text(json.dumps(ociconfigs.config(
+        lambda c: c["process"]["capabilities"].update(bounding="CAP_SYS_ADMIN"), root=root)))
+    with pytest.raises(judge.Refused, match=r"process.capabilities.bounding must be a JSON array"):
+        judge.check_bundle(str(bundle), str(root), ID, None)
+    (bundle / "config.json").write_text(json.dumps(ociconfigs.config(root=root)))
+
+    def boom(config, facts):
+        raise KeyError("surprise")
+    monkeypatch.setattr(judge, "spec_from_config", boom)
+    with pytest.raises(judge.Refused, match=r"cannot judge .*config.json \(KeyError: 'surprise'\): refused"):
+        judge.check_bundle(str(bundle), str(root), ID, None)

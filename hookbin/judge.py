@@ -21,8 +21,9 @@ How the OCI config maps to what the rules read:
 - mounts: Docker's standard ones (/proc, /sys, /dev, the container's own resolv.conf, hosts,
   hostname, shm) are Docker's; every other bind source is opened once and pinned
   (hookbin/hostpath.py) and judged as the host path it is, a volume by what is mounted on
-  its `_data`; kernel filesystems mounted anywhere else are their host paths.
-Pure except `gather_facts` and `check_bundle`, the edge.
+  its `_data`; kernel filesystems mounted anywhere else are their host paths;
+- a missing cgroup namespace counts on cgroup v2 hosts only (Docker's default there).
+Pure down to "the edge" below (host facts, pinning, check_bundle). docs/runtime.md.
 """
 from __future__ import annotations
 

@@ -78,13 +78,10 @@ def two(guarded_factory):
     audit_all = write_root_file(base / "plugin-policy.toml",
                                 "[rules]\n" + "".join(f'{r} = "audit"\n' for r in sorted(all_rules())))
     runtime = install.install_runtime(str(base / "bin"), docker_root=str(root))
-    t = None
-    policy = base / "runtime-policy.toml"
-    write_root_file(policy, "")
+    policy = write_root_file(base / "runtime-policy.toml", "")  # the default rules (deny)
     g = guarded_factory(policy=str(audit_all), base=base, default_runtime="dockguard",
                         runtimes={"dockguard": install.runtime_config(runtime, str(root), policy=str(policy))})
-    t = TwoLines(g, base)
-    yield t
+    yield TwoLines(g, base)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ How the OCI config maps to what the rules read:
 - privileged: every device allowed with CAP_SYS_ADMIN (what --privileged makes);
 - seccomp: no `linux.seccomp`, or a filter allowing by default with nothing refused, is
   unconfined; AppArmor `unconfined` (or no profile where AppArmor is on); an SELinux label of
-  type spc_t/unconfined_t (or none where SELinux is on) is labelling disabled;
+  type spc_t/unconfined_t is labelling disabled (no label says nothing: see spec_from_config);
 - masked and read-only paths as given; kernel memory from `linux.resources.memory`;
 - devices: `linux.devices` by their major:minor; device-cgroup allow entries as rules;
 - mounts: Docker's standard ones (/proc, /sys, /dev, the container's own resolv.conf, hosts,
@@ -271,7 +271,7 @@ def _dev_rule(e: dict) -> str:
 def spec_from_config(config: dict, facts: dict) -> Spec:
     """The OCI config (and host facts from the edge) as the plugin's Spec.
 
-    `facts`: host_ns (kinds whose given path is the host's namespace), apparmor, selinux
+    `facts`: host_ns (kinds whose given path is the host's namespace), apparmor, cgroup2
     (enabled on the host), binds {mount index: [(how, host path)]} for the pinned sources,
     skip (mount indexes that are Docker's own or a docker-init binary).
     """
@@ -306,13 +306,13 @@ def spec_from_config(config: dict, facts: dict) -> Spec:
     profile = proc.get("apparmorProfile")
     if profile == "unconfined" or (not profile and facts.get("apparmor")):
         spec.security_opt.append("apparmor=unconfined")
+    # No label at all says nothing: dockerd labels only with --selinux-enabled, which the
+    # config does not show (a `label=disable` is the plugin's to see).
     label = proc.get("selinuxLabel") or ""
     if isinstance(label, str) and label:
         parts = label.split(":")
         if len(parts) >= 3:
             spec.security_opt.append(f"label=type:{parts[2]}")
-    elif facts.get("selinux"):
-        spec.security_opt.append("label=disable")
     spec.masked_paths.append([p for p in linux.get("maskedPaths") or [] if isinstance(p, str)])
     spec.readonly_paths.append([p for p in linux.get("readonlyPaths") or [] if isinstance(p, str)])
     # resources
@@ -575,8 +575,6 @@ def check_config(config: dict, docker_root: str, container_id: str | None, polic
     proc = config.get("process") or {}
     if not proc.get("apparmorProfile"):
         facts["apparmor"] = _flag("/sys/module/apparmor/parameters/enabled")
-    if not proc.get("selinuxLabel"):
-        facts["selinux"] = os.path.exists("/sys/fs/selinux/enforce")
     spec = spec_from_config(config, facts)
     ctx = StaticContext(policy.lists, root, frozenset(files), device_nodes(config))
     denies, audits = judge(spec, ctx, policy.levels)

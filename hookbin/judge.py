@@ -14,8 +14,8 @@ How the OCI config maps to what the rules read:
 - capabilities: the union of the bounding, effective, permitted, inheritable and ambient sets;
 - privileged: every device allowed with CAP_SYS_ADMIN (what --privileged makes);
 - seccomp: no `linux.seccomp`, or a filter allowing by default with nothing refused, is
-  unconfined; AppArmor `unconfined` (or no profile where AppArmor is on); an SELinux label of
-  type spc_t/unconfined_t is labelling disabled (no label says nothing: see spec_from_config);
+  unconfined; AppArmor `unconfined`; an SELinux label of type spc_t/unconfined_t is
+  labelling disabled (no profile or label says nothing: see spec_from_config);
 - masked and read-only paths as given; kernel memory from `linux.resources.memory`;
 - devices: `linux.devices` by their major:minor; device-cgroup allow entries as rules;
 - mounts: Docker's standard ones (/proc, /sys, /dev, the container's own resolv.conf, hosts,
@@ -271,7 +271,7 @@ def _dev_rule(e: dict) -> str:
 def spec_from_config(config: dict, facts: dict) -> Spec:
     """The OCI config (and host facts from the edge) as the plugin's Spec.
 
-    `facts`: host_ns (kinds whose given path is the host's namespace), apparmor, cgroup2
+    `facts`: host_ns (kinds whose given path is the host's namespace), cgroup2
     (enabled on the host), binds {mount index: [(how, host path)]} for the pinned sources,
     skip (mount indexes that are Docker's own or a docker-init binary).
     """
@@ -303,11 +303,11 @@ def spec_from_config(config: dict, facts: dict) -> Spec:
     seccomp = linux.get("seccomp")
     if not isinstance(seccomp, dict) or _allows_everything(seccomp):
         spec.security_opt.append("seccomp=unconfined")
-    profile = proc.get("apparmorProfile")
-    if profile == "unconfined" or (not profile and facts.get("apparmor")):
+    # An absent AppArmor profile or SELinux label says nothing: dockerd sets a profile only
+    # where it finds apparmor_parser as well as AppArmor, and labels only with
+    # --selinux-enabled; neither shows in the config.
+    if proc.get("apparmorProfile") == "unconfined":
         spec.security_opt.append("apparmor=unconfined")
-    # No label at all says nothing: dockerd labels only with --selinux-enabled, which the
-    # config does not show (a `label=disable` is the plugin's to see).
     label = proc.get("selinuxLabel") or ""
     if isinstance(label, str) and label:
         parts = label.split(":")
@@ -478,14 +478,6 @@ def host_namespaces(config: dict) -> set:
     return out
 
 
-def _flag(path: str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(4).strip() in (b"Y", b"1")
-    except OSError:
-        return False
-
-
 def is_docker_init(pinned, mount: dict) -> bool:
     """dockerd's --init binary, as dockerd mounts it: read-only at /sbin/docker-init, from a
     file named docker-init (Debian 13's is a symlink to tini-static) that resolves to a
@@ -572,9 +564,6 @@ def check_config(config: dict, docker_root: str, container_id: str | None, polic
         raise Refused(str(exc)) from None
     facts = {"host_ns": host_namespaces(config), "binds": binds, "skip": skip,
              "cgroup2": os.path.exists("/sys/fs/cgroup/cgroup.controllers")}
-    proc = config.get("process") or {}
-    if not proc.get("apparmorProfile"):
-        facts["apparmor"] = _flag("/sys/module/apparmor/parameters/enabled")
     spec = spec_from_config(config, facts)
     ctx = StaticContext(policy.lists, root, frozenset(files), device_nodes(config))
     denies, audits = judge(spec, ctx, policy.levels)

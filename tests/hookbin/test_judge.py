@@ -161,7 +161,7 @@ def test_apparmor_and_selinux():
     ids, _, _ = judged(lambda c: c["process"].update(apparmorProfile="unconfined"))
     assert ids == ["apparmor-unconfined"]
     assert judged(lambda c: c["process"].update(apparmorProfile="docker-default"))[0] == []
-    assert judged(facts={"apparmor": True})[0] == ["apparmor-unconfined"]  # AppArmor on, no profile
+    assert judged(facts={"apparmor": True})[0] == []  # no profile: dockerd may just lack apparmor_parser
     ids, text, _ = judged(lambda c: c["process"].update(selinuxLabel="system_u:system_r:spc_t:s0"))
     assert ids == ["selinux-disabled"] and "spc_t" in text
     assert judged(lambda c: c["process"].update(selinuxLabel="system_u:system_r:container_t:s0:c1,c2"))[0] == []

@@ -58,13 +58,14 @@ def start(kind: str, worker: str, tag: str):
         name = f"dgbench-{base.name}"
         names = [name]
         argv = None
+        plugin_dir = PrivateDaemon(base).plugin_dir    # the daemon's own, never the host's
         if kind == "noop":
             argv = [sys.executable, "-m", "gunicorn", "-k", worker, "-w", "1", "--threads", "8",
                     "--worker-connections", "10000", "--keep-alive", "75",
-                    "-b", f"unix:/run/docker/plugins/{name}.sock", "--chdir", str(ROOT / "bench"),
+                    "-b", f"unix:{plugin_dir}/{name}.sock", "--chdir", str(ROOT / "bench"),
                     "noop_plugin:app"]
         plugin = PluginProcess(name, docker_host=f"unix://{base}/docker.sock", argv=argv,
-                               worker_class=worker, log_path=base / "plugin.log")
+                               worker_class=worker, log_path=base / "plugin.log", plugin_dir=plugin_dir)
         plugin.start()
     d = PrivateDaemon(base, authz_plugins=names)
     d.start()
@@ -102,7 +103,8 @@ def main() -> int:
                 if i >= args.warmup:
                     times[k].append(dt)
         none = statistics.median(times["none"])
-        print(f"GET /containers/json, {args.rounds} interleaved rounds (ms)")
+        print(f"GET /containers/json, {args.rounds} interleaved rounds (ms), "
+              f"dockerd {setups['none'][0].version().get('Version', '?')}")
         print(f"{'setup':22} {'median':>8} {'p90':>8}")
         for k, xs in times.items():
             print(f"{k:22} {statistics.median(xs) * 1e3:8.3f} {pct(xs, 0.9) * 1e3:8.3f}")

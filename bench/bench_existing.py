@@ -68,7 +68,7 @@ def decision_ms(plugin_sock: Path, uri: str) -> float:
 def guarded(tag: str, policy: str | None):
     base = Path(tempfile.mkdtemp(prefix=f"dgbe{tag}", dir="/tmp"))
     name = f"dgbench-{base.name}"
-    p = PluginProcess(name, policy=policy, log_path=base / "plugin.log")
+    p = PluginProcess(name, policy=policy, log_path=base / "plugin.log", plugin_dir=PrivateDaemon(base).plugin_dir)
     d = PrivateDaemon(base, authz_plugins=[name])
     p.docker_host = d.host
     p.start()

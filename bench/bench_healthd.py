@@ -160,7 +160,8 @@ def main() -> int:
         d.import_busybox()
         load = os.getloadavg()[0]
         report["loadavg_start"] = round(load, 1)
-        print(f"private dockerd at {d.host}; {os.cpu_count()} CPUs; load average {load:.1f}",
+        print(f"private dockerd {d.version().get('Version', '?')} at {d.host}; {os.cpu_count()} CPUs; "
+              f"load average {load:.1f}",
               flush=True)
         if load > 1.0:
             print("  note: the machine is busy with other work; machine-wide CPU figures and "

@@ -26,9 +26,26 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
+from .namespaces import Bind, NamespaceError, Namespaces
+
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
 GROUP = "root:x:0:\nnogroup:x:65534:\n"
+# busybox has no getent; dockerd >= 25 resolves `docker cp -a`'s user inside the container
+# (name from /etc/passwd, else `getent passwd KEY`): the files, looked up by name or id.
+GETENT = """#!/bin/sh
+# getent DATABASE [KEY...]: passwd and group from /etc (no NSS in this image)
+case "$1" in passwd|group) db=/etc/$1 ;; *) echo "getent: unknown database: $1" >&2; exit 1 ;; esac
+shift
+[ $# -eq 0 ] && exec cat "$db"
+rc=0
+for key in "$@"; do
+  awk -F: -v k="$key" '$1 == k || $3 == k { print; found = 1; exit } END { exit !found }' "$db" || rc=2
+done
+exit $rc
+"""
 
 
 ENGINE_ENV = "DOCKGUARD_DOCKERD"
@@ -148,11 +165,11 @@ def busybox_rootfs_tar(dest: Path, busybox: str | None = None) -> Path:
             info.mode = mode
             tar.addfile(info)
 
-        def add_text(name: str, text: str) -> None:
+        def add_text(name: str, text: str, mode: int = 0o644) -> None:
             data = text.encode()
             info = tarfile.TarInfo(name)
             info.size = len(data)
-            info.mode = 0o644
+            info.mode = mode
             tar.addfile(info, io.BytesIO(data))
 
         for d in ("bin", "etc", "dev", "proc", "sys", "root", "var", "run"):
@@ -168,6 +185,7 @@ def busybox_rootfs_tar(dest: Path, busybox: str | None = None) -> Path:
             tar.addfile(info)
         add_text("etc/passwd", PASSWD)
         add_text("etc/group", GROUP)
+        add_text("bin/getent", GETENT, 0o755)
     return dest
 
 
@@ -184,7 +202,15 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
 
 @dataclass
 class PrivateDaemon:
-    """One dockerd of our own. `base` should be short: unix socket paths are capped at 108 bytes."""
+    """One dockerd of our own, in mount and network namespaces of its own (see
+    dockguard/namespaces.py). `base` should be short: unix socket paths are capped at 108 bytes.
+
+    Its socket (base/docker.sock) and every path on the host's filesystems are shared with
+    the host; its mounts, links, bridge (docker0 of its own, so containers have a normal
+    network), iptables and plugin discovery dirs are not. An authz plugin for it puts its
+    socket in `plugin_dir` (PluginProcess(..., plugin_dir=d.plugin_dir)); commands that must
+    see the daemon's network (veths for network-hook) run through `run_in_netns`.
+    """
 
     base: Path
     authz_plugins: list[str] = field(default_factory=list)
@@ -193,6 +219,7 @@ class PrivateDaemon:
     extra_args: list[str] = field(default_factory=list)
     dockerd: str | None = None          # None: DOCKGUARD_DOCKERD, else dockerd on PATH
     proc: subprocess.Popen | None = None
+    _ns: Namespaces | None = field(default=None, init=False, repr=False)
 
     @property
     def engine(self) -> Engine:
@@ -219,6 +246,25 @@ class PrivateDaemon:
         return self.base / "dockerd.log"
 
     @property
+    def plugin_dir(self) -> Path:
+        """Seen by this daemon (only) as /run/docker/plugins: its plugins' sockets go here."""
+        return self.base / "plugins"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.base / "docker.pid"
+
+    @property
+    def namespaces(self) -> Namespaces:
+        if self._ns is None:
+            self._ns = Namespaces(self.base / "ns.json", [
+                Bind(self.plugin_dir, "/run/docker/plugins", create=True),
+                Bind(self.base / "spec-plugins", "/etc/docker/plugins"),
+                Bind(self.base / "spec-plugins", "/usr/lib/docker/plugins"),
+            ])
+        return self._ns
+
+    @property
     def namespace(self) -> str:
         """containerd namespaces must match [A-Za-z0-9]+([._-][A-Za-z0-9]+)*: a temp dir name
         may hold '_' at its ends, so derive the namespace from a digest of the path."""
@@ -238,11 +284,10 @@ class PrivateDaemon:
             "--config-file", str(self.base / "daemon.json"),
             "--data-root", str(self.data_root),
             "--exec-root", str(self.exec_root),
-            "--pidfile", str(self.base / "docker.pid"),
+            "--pidfile", str(self.pidfile),
             "-H", self.host,
             "--iptables=false",
             "--ip-masq=false",
-            "--bridge=none",
             "--containerd-namespace", self.namespace,
             "--containerd-plugins-namespace", self.namespace + "-p",
             "--shutdown-timeout", "2",
@@ -252,7 +297,9 @@ class PrivateDaemon:
         return args + list(self.extra_args)
 
     def write_config(self) -> None:
-        conf: dict = {}
+        # 20.10 writes its trust key to /etc/docker/key.json unless told otherwise (>= 23
+        # accept and ignore the key)
+        conf: dict = {"deprecated-key-path": str(self.base / "key.json")}
         if self.runtimes:
             conf["runtimes"] = self.runtimes
         if self.default_runtime:
@@ -276,12 +323,22 @@ class PrivateDaemon:
         engine = self.engine
         if shutil.which(engine.dockerd) is None:
             raise DaemonError(f"{engine.dockerd} not found: apt-get install -y docker.io containerd runc")
+        for tool in ("unshare", "nsenter", "ip"):
+            if shutil.which(tool) is None:
+                raise DaemonError(f"{tool} not found: apt-get install -y util-linux iproute2")
         self.base.mkdir(parents=True, exist_ok=True)
         (self.base / "client").mkdir(exist_ok=True)
+        self.plugin_dir.mkdir(exist_ok=True)
         self.link_cli_plugins()
         self.write_config()
+        self._check_plugin_sockets()
+        try:
+            self.namespaces.ensure()
+            argv = self.namespaces.enter_argv(self.argv())
+        except NamespaceError as e:
+            raise DaemonError(str(e)) from None
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                      env=self.env(), start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
@@ -293,6 +350,35 @@ class PrivateDaemon:
             time.sleep(0.1)
         self.stop()
         raise DaemonError(f"dockerd did not answer within {timeout}s:\n{self.log_tail()}")
+
+    def _check_plugin_sockets(self) -> None:
+        """An authz plugin started the old way (socket in the host's /run/docker/plugins) is
+        invisible to this daemon: say how to start it, rather than dockerd's "not found"."""
+        for name in self.authz_plugins:
+            name = name.split(":")[0]
+            if not (self.plugin_dir / f"{name}.sock").exists() and Path(f"/run/docker/plugins/{name}.sock").exists():
+                raise DaemonError(f"authz plugin {name}: its socket is in the host's /run/docker/plugins, which this "
+                                  f"daemon does not see; start it with PluginProcess(..., plugin_dir=daemon.plugin_dir)")
+
+    # ---- the daemon's network namespace ----
+
+    def netns_argv(self, *argv: str, mount: bool = False) -> list[str]:
+        """argv run in this daemon's network namespace (and mount namespace if asked)."""
+        return self.namespaces.enter_argv(list(argv), mount=mount, net=True)
+
+    def run_in_netns(self, *argv: str, check: bool = False, mount: bool = False,
+                     timeout: float = 60) -> subprocess.CompletedProcess:
+        """e.g. d.run_in_netns("ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1")"""
+        return subprocess.run(self.netns_argv(*argv, mount=mount), capture_output=True, text=True,
+                              check=check, timeout=timeout)
+
+    @property
+    def netns_path(self) -> str:
+        """/proc/PID/ns/net of the daemon's network namespace (open it to setns into it)."""
+        pid = self.namespaces.pid
+        if pid is None:
+            raise DaemonError(f"daemon in {self.base} is not running")
+        return f"/proc/{pid}/ns/net"
 
     def ping(self) -> bool:
         """GET /_ping over the socket (authz plugins are asked about it too)."""
@@ -333,11 +419,12 @@ class PrivateDaemon:
             return "(no log)"
 
     def docker(self, *args: str, check: bool = False, input: str | bytes | None = None,
-               timeout: float = 120) -> subprocess.CompletedProcess:
-        """Run the real docker CLI against this daemon."""
+               timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Run the real docker CLI against this daemon (`env`: extra variables, e.g.
+        DOCKER_API_VERSION=1.41 for a field newer CLIs no longer send)."""
         text = not isinstance(input, bytes)
-        return subprocess.run([self.engine.cli, *args], env=self.env(), capture_output=True, text=text,
-                              input=input, timeout=timeout, check=check)
+        return subprocess.run([self.engine.cli, *args], env={**self.env(), **(env or {})}, capture_output=True,
+                              text=text, input=input, timeout=timeout, check=check)
 
     def import_busybox(self, tag: str = "busybox:latest") -> str:
         with tempfile.TemporaryDirectory(dir=self.base) as tmp:
@@ -347,21 +434,52 @@ class PrivateDaemon:
             raise DaemonError(f"docker import failed: {res.stderr}")
         return res.stdout.strip()
 
+    def _dockerd_pid(self) -> int | None:
+        """Our running dockerd: the child we started, or (another process started it) the pid
+        in its pidfile, provided that process is inside our namespaces."""
+        if self.proc is not None:
+            return self.proc.pid if self.proc.poll() is None else None
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if self.namespaces.contains(pid) else None
+
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop dockerd (it stops our containers) and whatever it leaves behind."""
-        if self.proc and self.proc.poll() is None:
+        """Stop dockerd (it stops our containers), then whatever still runs in our namespaces,
+        then the namespaces themselves. Only processes inside them (and their children)."""
+        pid = self._dockerd_pid()
+        if pid is not None:
             # dockerd stops its containers on SIGTERM (within --shutdown-timeout); no API
             # call here, since a guarded daemon may refuse `rm -f`.
-            self.proc.send_signal(signal.SIGTERM)
+            self._terminate(pid, timeout)
+        self._reap_leftovers(confirm_pid=pid)
+
+    def _terminate(self, pid: int, timeout: float) -> None:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        if self.proc is not None and self.proc.pid == pid:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.kill()
                 self.proc.wait(10)
-        self._reap_leftovers()
+            return
+        try:
+            psutil.Process(pid).wait(timeout)
+        except psutil.TimeoutExpired:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        except psutil.Error:
+            pass
 
     def restart(self, timeout: float = 60.0) -> "PrivateDaemon":
-        """Restart dockerd *keeping* its containers (unlike stop()): SIGTERM, wait, start.
+        """Restart dockerd *keeping* its containers and namespaces (unlike stop()): SIGTERM,
+        wait, start.
 
         As on a real daemon restart, running containers are stopped by dockerd (give them a
         short --stop-timeout) and those with a restart policy are started again at boot.
@@ -371,21 +489,13 @@ class PrivateDaemon:
             self.proc.wait(timeout)
         return self.start(timeout)
 
-    def _reap_leftovers(self) -> None:
-        """Kill any process still holding our exec-root (shims, containerd) and unmount."""
-        import psutil
-        root = str(self.base)
-        for p in psutil.process_iter(["pid", "cmdline"]):
-            try:
-                cmd = " ".join(p.info["cmdline"] or [])
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-            if root in cmd and p.pid != os.getpid():
-                try:
-                    p.kill()
-                except psutil.Error:
-                    pass
+    def _reap_leftovers(self, confirm_pid: int | None = None) -> None:
+        """Kill what still runs inside our namespaces (shims, containerd, containers) and end
+        the namespaces; found by namespace identity, never by command line."""
+        self.namespaces.stop(confirm_pid)
+        # mounts under base on the host: only a daemon started before namespaces made them
         mounts = []
+        root = str(self.base)
         try:
             with open("/proc/self/mounts") as f:
                 for line in f:

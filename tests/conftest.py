@@ -56,6 +56,17 @@ def require_dockerd() -> None:
         pytest.skip(msg)
 
 
+def require_root_tools(*tools: str) -> None:
+    """Root and these programs, for a test that needs no dockerd: skip on a developer's
+    machine without them, FAIL under CI=true (a green CI cannot hide a skipped test)."""
+    missing = (["root"] if os.geteuid() != 0 else []) + [t for t in tools if shutil.which(t) is None]
+    if missing:
+        msg = "test needs: " + ", ".join(missing)
+        if IN_CI:
+            pytest.fail(msg + " (CI=true: failing instead of skipping)")
+        pytest.skip(msg)
+
+
 def short_tmpdir(prefix: str = "dg") -> Path:
     """A short base path: unix socket paths are capped at 108 bytes."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
@@ -115,7 +126,8 @@ def guarded_factory():
         base = base or short_tmpdir("dga")
         name = "dg-test-" + base.name
         d = PrivateDaemon(base, authz_plugins=[name], **daemon_kw)
-        p = PluginProcess(name, docker_host=d.host, policy=policy, log_path=base / "plugin.log")
+        p = PluginProcess(name, docker_host=d.host, policy=policy, log_path=base / "plugin.log",
+                          plugin_dir=d.plugin_dir)
         p.start()
         g = Guarded(d, p)
         made.append(g)

@@ -62,7 +62,7 @@ def builder():
         d = BuilderDaemon(base, authz_plugins=[name])
         d.entitlements = entitlements
         p = PluginProcess(name, docker_host=d.host, policy=str(policy) if policy else None,
-                          log_path=base / "plugin.log")
+                          log_path=base / "plugin.log", plugin_dir=d.plugin_dir)
         p.start()
         made.append((d, p))
         d.start()

@@ -146,11 +146,11 @@ def test_plugin_works_inside_its_sandbox(tmp_path):
     require_dockerd()
     base = short_tmpdir("dgh")
     name = "dg-test-" + base.name
-    sock = PLUGIN_DIR / f"{name}.sock"
     d = PrivateDaemon(base, authz_plugins=[name])
+    sock = d.plugin_dir / f"{name}.sock"          # the daemon's own discovery dir, not the host's
     policy = base / "policy.toml"
     policy.write_text('[rules]\nkill = "audit"\n')
-    PLUGIN_DIR.mkdir(parents=True, exist_ok=True)
+    sock.parent.mkdir(parents=True, exist_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)   # the .socket unit's part
     listener.bind(str(sock))
     listener.listen(128)

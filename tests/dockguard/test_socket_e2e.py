@@ -28,9 +28,9 @@ class HeldPlugin:
 
     def __init__(self, base: Path, name: str, docker_host: str):
         self.base = base
-        self.path = PLUGIN_DIR / f"{name}.sock"
+        self.path = PrivateDaemon(base).plugin_dir / f"{name}.sock"   # the daemon's own, not the host's
         self.docker_host = docker_host
-        PLUGIN_DIR.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(str(self.path))
         self.listener.listen(4096)

@@ -98,7 +98,7 @@ def late(daemon_factory):
     ok(d.docker("run", "-d", "--name", "plain-up", "--restart", "always", "--stop-timeout", "1",
                 "busybox", "sleep", "600"))
     name = "dg-test-exist-" + d.base.name
-    p = PluginProcess(name, docker_host=d.host, log_path=d.base / "plugin.log")
+    p = PluginProcess(name, docker_host=d.host, log_path=d.base / "plugin.log", plugin_dir=d.plugin_dir)
     p.start()
     try:
         d.authz_plugins = [name]

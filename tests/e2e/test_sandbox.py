@@ -22,8 +22,11 @@ def test_sandbox_up_walkthrough_down():
         status = subprocess.run(cli + ["status", "--dir", str(base)], capture_output=True, text=True)
         assert status.returncode == 0 and "dockerd  pid" in status.stdout
     finally:
-        down = subprocess.run(cli + ["down", "--dir", str(base)], capture_output=True, text=True, timeout=120)
-    assert down.returncode == 0, down.stderr
+        # under timeout(1), whose command line names the directory too: down stops only the
+        # processes the sandbox started (by pid), never one that merely mentions the path
+        down = subprocess.run(["timeout", "120", *cli, "down", "--dir", str(base)], capture_output=True,
+                              text=True, timeout=150)
+    assert down.returncode == 0, (down.returncode, down.stdout, down.stderr)
     assert not base.exists()
     status = subprocess.run(cli + ["status", "--dir", str(base)], capture_output=True, text=True)
     assert status.returncode == 1

@@ -2,7 +2,6 @@
 thread is inside a netns stays there, and the thread comes back to the host's netns."""
 import errno
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -10,17 +9,37 @@ import time
 import pytest
 
 from healthd.probes import NetnsSockets, open_netns, tcp_start
-
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare")
-                                or not shutil.which("busybox"), reason="needs root, unshare, busybox")
+from tests.conftest import require_root_tools
 
 
 @pytest.fixture
 def netns_listener():
+    """busybox nc listening in a netns of its own (fails under CI=true when it cannot run)."""
+    require_root_tools("unshare", "busybox", "ip")
     port = 7781
     p = subprocess.Popen(["unshare", "-n", "sh", "-c",
                           f"ip link set lo up; exec busybox nc -ll -p {port} -e true"])
-    time.sleep(0.3)
+    # ready once it accepts inside its netns (no fixed sleep: the machine may be slow)
+    sockets = NetnsSockets()
+    nsfd = None
+    deadline = time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline and p.poll() is None:
+            if nsfd is None and os.readlink(f"/proc/{p.pid}/ns/net") != os.readlink("/proc/self/ns/net"):
+                nsfd = open_netns(p.pid)
+            if nsfd is not None:
+                sock, err = tcp_start(sockets, nsfd, port)
+                if sock is not None:
+                    sock.close()
+                elif err == 0:
+                    break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"listener in a private netns did not come up (exit {p.poll()})")
+    finally:
+        if nsfd is not None:
+            os.close(nsfd)
+        sockets.close()
     yield p.pid, port
     p.kill()
     p.wait()

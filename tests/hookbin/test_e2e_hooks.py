@@ -218,18 +218,21 @@ def host_link(hook_daemon):
     listed in the policy's network_interfaces while the test runs."""
     tag = uuid.uuid4().hex[:6]
     name, peer = f"dga{tag}", f"dgb{tag}"
-    made = subprocess.run(["ip", "link", "add", name, "type", "dummy"], capture_output=True)
+    made = subprocess.run(hook_daemon.d.netns_argv("ip", "link", "add", name, "type", "dummy"), capture_output=True)
     if made.returncode != 0:
-        subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", peer], check=True)
+        subprocess.run(hook_daemon.d.netns_argv("ip", "link", "add", name, "type", "veth", "peer", "name", peer), check=True)
     hook_daemon.set_policy(network_interfaces=[name])
     yield name
     hook_daemon.set_policy()
     for n in (name, peer):
-        subprocess.run(["ip", "link", "del", n], capture_output=True)
+        subprocess.run(hook_daemon.d.netns_argv("ip", "link", "del", n), capture_output=True)
 
 
-def link_exists(name: str) -> bool:
-    return subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
+def link_exists(name: str, daemon) -> bool:
+    """Is the link in the daemon's own netns (network-hook's "host"; tests never touch the
+    real host's links), or on the host (daemon None)?"""
+    argv = daemon.netns_argv("ip", "link", "show", name) if daemon else ["ip", "link", "show", name]
+    return subprocess.run(argv, capture_output=True).returncode == 0
 
 
 def test_network_hook_moves_interface_into_container(hook_daemon, host_link):
@@ -244,9 +247,9 @@ def test_network_hook_moves_interface_into_container(hook_daemon, host_link):
     assert ": myTap" in res.stdout and ",UP" in res.stdout, res.stdout
     # A virtual interface goes away with the container's netns (documented, by design).
     deadline = time.monotonic() + 5
-    while link_exists(host_link) and time.monotonic() < deadline:
+    while link_exists(host_link, hd.d) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not link_exists(host_link)
+    assert not link_exists(host_link, hd.d)
 
 
 def test_network_hook_left_host_side_while_running(hook_daemon, host_link):
@@ -257,7 +260,7 @@ def test_network_hook_left_host_side_while_running(hook_daemon, host_link):
     assert res.returncode == 0, res.stderr
     cid = res.stdout.strip()
     try:
-        assert not link_exists(host_link), "interface still on the host"
+        assert not link_exists(host_link, hd.d), "interface still on the host"
         inside = hd.d.docker("exec", cid, "ip", "-o", "link")
         assert ": eth9" in inside.stdout, inside.stdout
     finally:

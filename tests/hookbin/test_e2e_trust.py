@@ -130,19 +130,22 @@ def test_docker_hooks_log_outside_the_log_dir_is_refused(guarded_hooks):
 
 
 @pytest.fixture
-def spare_link():
+def spare_link(guarded_hooks):
     """A host interface not listed in the policy (dummy, else one end of a veth)."""
     tag = uuid.uuid4().hex[:6]
     name, peer = f"dgs{tag}", f"dgt{tag}"
-    if subprocess.run(["ip", "link", "add", name, "type", "dummy"], capture_output=True).returncode != 0:
-        subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", peer], check=True)
+    if subprocess.run(guarded_hooks.d.netns_argv("ip", "link", "add", name, "type", "dummy"), capture_output=True).returncode != 0:
+        subprocess.run(guarded_hooks.d.netns_argv("ip", "link", "add", name, "type", "veth", "peer", "name", peer), check=True)
     yield name
     for n in (name, peer):
-        subprocess.run(["ip", "link", "del", n], capture_output=True)
+        subprocess.run(guarded_hooks.d.netns_argv("ip", "link", "del", n), capture_output=True)
 
 
-def link_exists(name: str) -> bool:
-    return subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
+def link_exists(name: str, daemon) -> bool:
+    """Is the link in the daemon's own netns (network-hook's "host"; tests never touch the
+    real host's links), or on the host (daemon None)?"""
+    argv = daemon.netns_argv("ip", "link", "show", name) if daemon else ["ip", "link", "show", name]
+    return subprocess.run(argv, capture_output=True).returncode == 0
 
 
 def test_network_hook_moving_an_unlisted_interface_is_refused(guarded_hooks, spare_link):
@@ -151,7 +154,7 @@ def test_network_hook_moving_an_unlisted_interface_is_refused(guarded_hooks, spa
         "path": str(gh.hooks / "network-hook"), "args": ["network-hook", spare_link, "eth9"], "env": []}])
     err = refused_at_create(gh, "--network", "none", "--label", f"{hs.LABEL}={spec}")
     assert f"network-hook: {spare_link} is not an interface the policy lets network-hook move" in err
-    assert link_exists(spare_link)
+    assert link_exists(spare_link, gh.d)
 
 
 def test_network_hook_never_moves_the_default_route_interface(guarded_hooks):
@@ -164,7 +167,7 @@ def test_network_hook_never_moves_the_default_route_interface(guarded_hooks):
         "path": str(gh.hooks / "network-hook"), "args": ["network-hook", routes[0], "eth9"], "env": []}])
     err = refused_at_create(gh, "--network", "none", "--label", f"{hs.LABEL}={spec}")
     assert f"{routes[0]} carries a default route of the host" in err
-    assert link_exists(routes[0])
+    assert link_exists(routes[0], None)
 
 
 # --- the image's labels -------------------------------------------------------------------

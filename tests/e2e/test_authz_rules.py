@@ -100,8 +100,9 @@ CREATE_CASES = [
 def test_create_rule(guarded, safe_dir, rule, bad, good):
     root = str(guarded.daemon.data_root)
     fill = lambda args: [a.replace("{safe}", safe_dir).replace("{root}", root) for a in args]
-    denied(guarded.docker("create", *fill(bad), "busybox", "true"), rule)
-    allowed(guarded.docker("create", *fill(good), "busybox", "true"))
+    env = V141 if rule == "kernel-memory" else None
+    denied(guarded.docker("create", *fill(bad), "busybox", "true", env=env), rule)
+    allowed(guarded.docker("create", *fill(good), "busybox", "true", env=env))
 
 
 def test_sensitive_mount_through_host_symlink(guarded, tmp_path):
@@ -151,8 +152,26 @@ def test_systemd_in_non_system_container(guarded):
     allowed(guarded.docker("create", "--label", "dockguard.system-container=true", "busybox", "/sbin/init"))
 
 
+# API >= 1.42 has no KernelMemory: CLIs >= 23 drop the flag's value there and dockerd >= 23
+# ignores it. On API 1.41, which every engine tested still serves, the CLI sends it, and so
+# can any client: the rule must catch it there.
+V141 = {"DOCKER_API_VERSION": "1.41"}
+
+
+def test_kernel_memory_in_a_raw_v141_request(guarded, running):
+    status, text = raw_create(guarded.daemon.socket, {"Image": "busybox", "Cmd": ["true"],
+                                                      "HostConfig": {"KernelMemory": 64 << 20}})
+    assert status == 403 and "[kernel-memory]" in text, text
+    status, text = raw(guarded.daemon.socket, "POST", f"/v1.41/containers/{running}/update",
+                       json.dumps({"KernelMemory": 64 << 20}))
+    assert status == 403 and "[kernel-memory]" in text, text
+    status, text = raw(guarded.daemon.socket, "POST", f"/v1.41/containers/{running}/update",
+                       json.dumps({"Memory": 64 << 20, "MemorySwap": -1}))
+    assert status == 200, text
+
+
 def test_kernel_memory_and_blkio_on_update(guarded, running):
-    denied(guarded.docker("update", "--kernel-memory", "64m", running), "kernel-memory")
+    denied(guarded.docker("update", "--kernel-memory", "64m", running, env=V141), "kernel-memory")
     denied(guarded.docker("update", "--blkio-weight", "300", running), "blkio-weight")
     allowed(guarded.docker("update", "--cpu-shares", "512", running))
 

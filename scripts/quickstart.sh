@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # dockguard quick start: installs what the suite needs (as root, Debian 12), then
-#   quickstart.sh sandbox   brings up a private sandbox dockerd guarded by dockguard
-#   quickstart.sh test      runs the whole test suite
+#   quickstart.sh sandbox [--engine E]          a private sandbox dockerd guarded by dockguard
+#   quickstart.sh test [PYTEST ARGS]            the whole suite on the host's dockerd (20.10),
+#                                               then the real-Docker tests on engine 26
+#   quickstart.sh test --engine E [PYTEST ARGS] the suite (or PYTEST ARGS) on engine E only
+# E: 20.10 (the host's docker.io), 26 (Debian 13's docker.io, fetched by
+# scripts/get-docker-engine.sh into /var/cache/dockguard/engines/26), or a path to a dockerd.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-APT_PKGS=(docker.io containerd runc busybox-static lxcfs iproute2 python3-venv python3-dev gcc libseccomp2 fuse3)
+APT_PKGS=(docker.io containerd runc busybox-static lxcfs iproute2 util-linux debian-archive-keyring
+          python3-venv python3-dev gcc libseccomp2 fuse3)
+# the tests that start real dockerds: run again on the second engine (unit tests need not)
+REAL_DOCKER_TESTS=(tests/e2e tests/hookbin tests/healthd tests/dockguard)
 
 need_root() {
   if [ "$(id -u)" != 0 ]; then echo "quickstart: run as root (sudo $0 $*)" >&2; exit 1; fi
@@ -56,14 +63,39 @@ start_lxcfs() {
   fi
 }
 
+engine_dockerd() {
+  # the dockerd for engine $1 (fetching 26 when needed); empty for the host's
+  case "$1" in
+    20.10|host) echo "" ;;
+    26) bash scripts/get-docker-engine.sh 26 ;;
+    /*) [ -x "$1" ] || { echo "quickstart: $1 is not an executable dockerd" >&2; exit 2; }; echo "$1" ;;
+    *) echo "quickstart: unknown engine '$1' (20.10, 26 or /path/to/dockerd)" >&2; exit 2 ;;
+  esac
+}
+
 cmd="${1:-}"; shift || true
+engine=""
+if [ "${1:-}" = "--engine" ]; then
+  [ $# -ge 2 ] || { echo "quickstart: --engine needs 20.10, 26 or a path" >&2; exit 2; }
+  engine="$2"; shift 2
+fi
 case "$cmd" in
   sandbox)
     need_root "$cmd"; install_apt; install_venv; start_lxcfs
+    if [ -n "$engine" ]; then export DOCKGUARD_DOCKERD="$(engine_dockerd "$engine")"; fi
     exec .venv/bin/dockguard sandbox up "$@" ;;
   test)
     need_root "$cmd"; install_apt; install_venv; start_lxcfs
-    exec .venv/bin/python -m pytest "$@" ;;
+    if [ -n "$engine" ]; then
+      DOCKGUARD_DOCKERD="$(engine_dockerd "$engine")" exec .venv/bin/python -m pytest "$@"
+    fi
+    d26="$(engine_dockerd 26)"
+    rc=0
+    echo "== the whole suite on the host's dockerd ($(dockerd --version)) =="
+    env -u DOCKGUARD_DOCKERD .venv/bin/python -m pytest "$@" || rc=$?
+    echo "== the real-Docker tests on $("$d26" --version) =="
+    DOCKGUARD_DOCKERD="$d26" .venv/bin/python -m pytest "$@" "${REAL_DOCKER_TESTS[@]}" || rc=$?
+    exit $rc ;;
   *)
-    echo "usage: $0 sandbox|test" >&2; exit 2 ;;
+    echo "usage: $0 sandbox|test [--engine 20.10|26|/path/to/dockerd] [args]" >&2; exit 2 ;;
 esac

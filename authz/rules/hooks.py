@@ -48,7 +48,7 @@ def hook_spec(req, spec, ctx):
 
 def check_hook_spec(value: str, ctx) -> list[str]:
     """Problems with a `dockguard.hook-spec` value, wherever it is given (label or
-    annotation: authz/rules/annotations.py calls this too)."""
+    annotation: authz/rules/annotation.py calls this too)."""
     try:
         from hookbin.spec import check_label
     except ImportError:

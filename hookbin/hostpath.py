@@ -26,6 +26,8 @@ from __future__ import annotations
 import os
 import stat
 
+from dockguard import util
+
 # Kernel filesystems that are the host's own wherever they are mounted, with the path where
 # the host shows them: a volume (or mount) of these types is that host path.
 PSEUDO_FS = {
@@ -90,8 +92,7 @@ def parse_mountinfo(text: str) -> dict[int, MountEntry]:
     return out
 
 
-def within(path: str, top: str) -> bool:
-    return path == top or top == "/" or path.startswith(top + "/")
+within = util.within
 
 
 def _rel(path: str, top: str) -> str:
@@ -201,26 +202,22 @@ def read_mountinfo() -> dict[int, MountEntry]:
 # --- a mount namespace of our own, and the staging binds ----------------------------------
 
 STAGE_DIR = "/run/dockguard/pins"
-CLONE_NEWNS = 0x00020000
+CLONE_NEWNS = util.CLONE_NEWNS
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 MS_BIND, MS_REC, MS_PRIVATE, MS_SLAVE = 4096, 16384, 1 << 18, 1 << 19
 
 
-def _libc():
-    import ctypes
-    return ctypes, ctypes.CDLL(None, use_errno=True)
-
-
 def _call(ret: int, what: str) -> None:
-    if ret != 0:
-        import ctypes
-        raise PinError(f"{what}: {os.strerror(ctypes.get_errno())}")
+    try:
+        util.check_errno(ret, what)
+    except OSError as exc:
+        raise PinError(exc.strerror) from None
 
 
 def private_namespace() -> None:
     """Move this process into a copy of its mount namespace whose mounts are slaves: host
     mounts still propagate in, nothing made here propagates out."""
-    _ctypes, libc = _libc()
+    libc = util.libc()
     _call(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     _call(libc.mount(None, b"/", None, MS_REC | MS_SLAVE, None), "make / rslave")
 
@@ -231,7 +228,7 @@ def stage_dir() -> str:
         os.makedirs(STAGE_DIR, mode=0o700, exist_ok=True)
     except OSError as exc:
         raise PinError(f"cannot create {STAGE_DIR}: {exc.strerror}") from None
-    _ctypes, libc = _libc()
+    libc = util.libc()
     _call(libc.mount(b"dockguard-pins", STAGE_DIR.encode(), b"tmpfs",
                      MS_NOSUID | MS_NODEV | MS_NOEXEC, b"mode=0700,size=64k"),
           f"mount a tmpfs on {STAGE_DIR}")
@@ -250,7 +247,7 @@ def stage(p: Pinned, name: str, directory: str) -> str:
             os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     except OSError as exc:
         raise PinError(f"cannot make {target}: {exc.strerror}") from None
-    _ctypes, libc = _libc()
+    libc = util.libc()
     _call(libc.mount(f"/proc/self/fd/{p.fd}".encode(), target.encode(), None, MS_BIND | MS_REC, None),
           f"bind {p.path} (pinned) onto {target}")
     return target

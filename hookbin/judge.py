@@ -184,10 +184,6 @@ def _norm(p: str) -> str:
     return "/" + posixpath.normpath("/" + p).lstrip("/")
 
 
-def _within(p: str, top: str) -> bool:
-    return p == top or p.startswith(top.rstrip("/") + "/")
-
-
 def docker_managed(source: str, dest: str, docker_root: str, container_id: str | None) -> bool:
     """The container's own files and shm, as dockerd writes them: nothing a user names.
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWNET = 0x40000000
+from dockguard import util
+
+CLONE_NEWNS = util.CLONE_NEWNS
+CLONE_NEWNET = util.CLONE_NEWNET
 MS_BIND = 4096
 
 HOOK_PHASES = ("prestart", "poststart", "poststop")
@@ -114,32 +116,10 @@ def read_json(path: str):
 
 
 def write_json_atomic(path: str, obj, durable: bool = True) -> None:
-    """Write next to `path`, fsync, rename over it: readers see old or new, never half.
+    """config.json (or any JSON) written atomically, keeping the replaced file's mode.
     `durable=False` skips the fsync, for files read at once and never after a crash (a
     bundle's config.json, which runc reads next and dockerd writes anew at every start)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        mode = 0o644
-    # No `tempfile`: its imports cost the wrapper milliseconds per create.
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    text = dumps(obj)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            if durable:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    util.atomic_write(os.path.abspath(path), dumps(obj), mode=None, durable=durable)
 
 
 def bundle_config(bundle: str) -> dict:
@@ -162,22 +142,14 @@ def rootfs_path(bundle: str, config: dict) -> str:
 
 # --- syscalls -----------------------------------------------------------------------------
 
-_libc = None
-
-
-def libc():
-    global _libc
-    if _libc is None:
-        import ctypes
-        _libc = ctypes.CDLL(None, use_errno=True)
-    return _libc
-
-
 def _check(ret: int, what: str) -> None:
-    if ret != 0:
-        import ctypes
-        err = ctypes.get_errno()
-        raise OciError(f"{what}: {os.strerror(err)}")
+    try:
+        util.check_errno(ret, what)
+    except OSError as exc:
+        raise OciError(exc.strerror) from None
+
+
+libc = util.libc
 
 
 def ns_path(pid: int, kind: str) -> str:

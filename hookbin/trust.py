@@ -16,6 +16,8 @@ import errno
 import os
 import stat
 
+from dockguard import util
+
 WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
 
 
@@ -134,10 +136,7 @@ def check_trusted(path: str, want: str = "file") -> tuple[str, os.stat_result]:
 
 def within(path: str, directory: str) -> bool:
     """`path` is `directory` itself or below it, by whole components (`hooksX` is not in `hooks`)."""
-    path, directory = os.path.normpath(path), os.path.normpath(directory)
-    if directory == "/":
-        return True
-    return path == directory or path.startswith(directory + "/")
+    return util.within(os.path.normpath(path), os.path.normpath(directory))
 
 
 def open_append_in(directory: str, name: str, mode: int = 0o640) -> int:

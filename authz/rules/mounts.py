@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import posixpath
 
+from dockguard.util import within
+
 from . import rule
 
 # gojson and localvol are imported where used: dockguard-runtime imports this module on every
@@ -29,7 +31,8 @@ def norm(p: str) -> str:
 
 
 def _within(p: str, top: str) -> bool:
-    return p == top or (top != "/" and p.startswith(top + "/"))
+    """`/` in a list of sensitive paths names the root itself, not everything below it."""
+    return p == top or (top != "/" and within(p, top))
 
 
 def _deepest(p: str, paths) -> str | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import posixpath
 
+from dockguard.util import within
+
 from . import rule
 
 CONTAINER = ("container.create", "container.start", "service.create", "service.update")
@@ -91,10 +93,6 @@ def _norm(p: str) -> str:
     return "/" + n.lstrip("/")
 
 
-def _under(p: str, top: str) -> bool:
-    return p == top or p.startswith(top + "/")
-
-
 @rule("writable-proc-sys", actions=CONTAINER,
       reason="/proc and /sys hold the kernel's parameters and device interfaces; a container "
              "that can write them can escape",
@@ -112,6 +110,6 @@ def writable_proc_sys(req, spec, ctx):
             out.append(f"ReadonlyPaths without {', '.join(missing)}")
     for m in spec.mounts:
         t = _norm(m.target) if m.target else ""
-        if t and (_under(t, "/proc") or _under(t, "/sys")):
+        if t and (within(t, "/proc") or within(t, "/sys")):
             out.append(f"{m.kind} mount onto {m.target}")
     return out

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Latency of a cheap API call (GET /containers/json) on private daemons side by side:
-no plugin, a no-op plugin (bare WSGI under gunicorn), and dockguard — for each gunicorn
+no plugin, the floor of any plugin (bench/noop_async.py: bare asyncio HTTP, no framework),
+a no-op WSGI plugin under gunicorn (bench/noop_plugin.py), and dockguard — for each gunicorn
 worker class asked for. Requests are interleaved round-robin over kept-alive connections,
 so every daemon sees the same machine load.
 
-Prints medians, p90s and the overhead ratio (dockguard - none) / (no-op - none).
+Prints medians, p90s and the overhead ratios (dockguard - none) / (no-op - none); the
+target is (dockguard - none) / (asyncio no-op - none) <= 1.6 at the median.
 Run as root:  .venv/bin/python bench/bench_authz.py [--rounds 2000] [--workers gevent,gthread,sync]
 """
 from __future__ import annotations
@@ -59,6 +61,8 @@ def start(kind: str, worker: str, tag: str):
         names = [name]
         argv = None
         plugin_dir = PrivateDaemon(base).plugin_dir    # the daemon's own, never the host's
+        if kind == "asyncio":
+            argv = [sys.executable, str(ROOT / "bench" / "noop_async.py"), f"{plugin_dir}/{name}.sock"]
         if kind == "noop":
             argv = [sys.executable, "-m", "gunicorn", "-k", worker, "-w", "1", "--threads", "8",
                     "--worker-connections", "10000", "--keep-alive", "75",
@@ -88,6 +92,7 @@ def main() -> int:
     setups: dict[str, tuple] = {}
     try:
         setups["none"] = start("none", "", "n")
+        setups["noop/asyncio"] = start("asyncio", "", "a")
         for w in workers:
             setups[f"noop/{w}"] = start("noop", w, "o")
             setups[f"dockguard/{w}"] = start("dockguard", w, "d")
@@ -115,10 +120,11 @@ def main() -> int:
             ratio = (dg - none) / (noop - none) if noop > none else float("nan")
             print(f"{w:8} overhead ratio (dockguard - none) / (noop - none) at the median: {ratio:.2f}"
                   f"   [dockguard +{(dg - none) * 1e3:.3f} ms, noop +{(noop - none) * 1e3:.3f} ms]")
-        best_noop = min(statistics.median(times[f"noop/{w}"]) for w in workers)
+        floor = statistics.median(times["noop/asyncio"])
         for w in workers:
             dg = statistics.median(times[f"dockguard/{w}"])
-            print(f"{w:8} dockguard against the best no-op: {(dg - none) / (best_noop - none):.2f}")
+            print(f"{w:8} (dockguard - none) / (asyncio no-op - none) at the median: "
+                  f"{(dg - none) / (floor - none):.2f}   [asyncio no-op +{(floor - none) * 1e3:.3f} ms]")
     finally:
         for d, p in setups.values():
             d.remove()

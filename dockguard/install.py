@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from dockguard import preflight
+from dockguard import preflight, util
 
 PLUGIN = "dockguard"
 UNITS = ("dockguard-authz.socket", "dockguard-authz.service", "dockguard-healthd.service")
@@ -351,21 +351,7 @@ def containers_with_runtime(root: str, docker_root: str, name: str) -> list[str]
 
 def write_atomic(path: Path, text: str, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)   # a leftover of a crashed run; never written through a link
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            if os.geteuid() == 0:
-                os.fchown(f.fileno(), 0, 0)
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    util.atomic_write(path, text, mode, root_owned=True)
 
 
 def diff(path: str, old: str | None, new: str | None) -> str:

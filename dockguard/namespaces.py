@@ -34,6 +34,8 @@ from pathlib import Path
 
 import psutil
 
+from . import util
+
 HOLDER_SH = r"""
 set -e
 while [ $# -ge 3 ]; do
@@ -166,9 +168,7 @@ class Namespaces:
         if state["start"] is None or any(state[k] is None for k in KINDS) or state["net"] == ns_id(os.getpid(), "net"):
             proc.kill()
             raise NamespaceError("the namespace holder vanished or shares our namespaces")
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, self.state_path)
+        util.atomic_write(self.state_path, json.dumps(state), durable=False)
         return proc.pid
 
     def enter_argv(self, argv: list[str], *, mount: bool = True, net: bool = True) -> list[str]:
@@ -203,19 +203,25 @@ class Namespaces:
             todo += children.get(pid, [])
         return sorted(found)
 
-    def kill_members(self, confirm_pid: int | None = None, timeout: float = 10.0) -> list[int]:
-        """SIGKILL what runs inside (see members), and wait for it to be gone."""
-        killed = self.members(confirm_pid)
-        procs = []
-        for pid in killed:
-            try:
-                p = psutil.Process(pid)
-                p.kill()
-                procs.append(p)
-            except psutil.Error:
-                pass
-        psutil.wait_procs(procs, timeout=timeout)
-        return killed
+    def kill_members(self, confirm_pid: int | None = None, timeout: float = 30.0) -> list[int]:
+        """SIGKILL what runs inside (see members) until nothing does: a process may be born
+        while the others die (a shim's cleanup) or take a while to go (busy machine)."""
+        killed: list[int] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.members(confirm_pid)
+            if not found or time.monotonic() > deadline:
+                return killed
+            procs = []
+            for pid in found:
+                try:
+                    p = psutil.Process(pid)
+                    p.kill()
+                    procs.append(p)
+                    killed.append(pid)
+                except psutil.Error:
+                    pass
+            psutil.wait_procs(procs, timeout=max(0.1, min(5.0, deadline - time.monotonic())))
 
     def stop(self, confirm_pid: int | None = None) -> None:
         """Kill everything inside, then the holder: the namespaces (and every mount made in

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from dockguard import util
+
 DEFAULT_DIR = "/var/lib/dockguard-sandbox"
 PLUGIN_NAME = "dockguard-sandbox"
 
@@ -197,9 +199,7 @@ def _read_state(base: Path) -> dict | None:
 
 
 def _write_state(base: Path, state: dict) -> None:
-    tmp = _state_path(base).with_suffix(".tmp")
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, _state_path(base))
+    util.atomic_write(_state_path(base), json.dumps(state), durable=False)
 
 
 def _stop_pid(pid: int | None, group: bool, timeout: float = 30.0) -> None:

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from dockguard import util
+
 from . import machine
 from .config import CheckSpec, spec_from_labels
 from .events import EventSource, View
@@ -409,14 +411,11 @@ class Service:
             log.error("%s: cannot write state: %s", cid[:12], exc)
 
     def _write_metrics(self) -> None:
-        path = self.store.root / METRICS_FILE
-        tmp = path.with_name(METRICS_FILE + ".tmp")
         data = self.metrics.to_json()
         data["watched"] = len(self.watches)
         data["scheduled"] = len(self.sched)
         data["connected"] = self.connected
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
+        util.atomic_write(self.store.root / METRICS_FILE, json.dumps(data), durable=False)
 
     async def _write_metrics_forever(self) -> None:
         while True:

@@ -15,6 +15,7 @@ import shutil
 import stat
 import sys
 
+from dockguard import util
 from hookbin import spec as hookspec
 
 PKG_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -115,21 +116,7 @@ def render_hook(name: str, module: str, python: str, pkg_root: str, policy: str 
 
 def write_executable(path: str, text: str) -> None:
     """Atomically, root-owned, 0755: what the hook checks in spec.py demand."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o700)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            if os.geteuid() == 0:
-                os.fchown(f.fileno(), 0, 0)
-            os.fchmod(f.fileno(), 0o755)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    util.atomic_write(path, text, 0o755, root_owned=True)
 
 
 def install_hooks(docker_root: str, python: str | None = None, pkg_root: str = PKG_ROOT,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+from dockguard import util
 from hookbin import oci, trust
 
 DEFAULT_POLICY_PATH = "/etc/dockguard/policy.toml"
@@ -127,18 +128,11 @@ def _write_cache(name: str, doc: dict) -> None:
     dfd = _open_cache_dir(create=True)
     if dfd is None:
         return
-    tmp = f".{name}.{os.getpid()}.tmp"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=dfd)
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f)
-        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        util.atomic_write(name, json.dumps(doc), 0o600, durable=False, dir_fd=dfd)
         _prune(dfd, keep=name)
     except OSError:
-        try:
-            os.unlink(tmp, dir_fd=dfd)
-        except OSError:
-            pass
+        pass
     finally:
         os.close(dfd)
 

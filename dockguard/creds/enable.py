@@ -20,6 +20,7 @@ import os
 import stat
 import sys
 
+from dockguard import util
 from dockguard.creds.store import CredsError, UnsafeFile, Vault
 
 CONFIG_NAME = "config.json"
@@ -92,24 +93,7 @@ def _decode_login(url: str, entry: dict) -> tuple[str, str]:
 
 def write_config(path: str, doc: dict) -> None:
     """As the CLI saves it: tab-indented JSON, 0600, temp file + fsync + rename."""
-    tmp = path + ".dockguard.tmp"
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", closefd=False) as f:
-            f.write(json.dumps(doc, indent="\t") + "\n")
-            f.flush()
-            os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
+    util.atomic_write(path, json.dumps(doc, indent="\t") + "\n", 0o600)
 
 
 def enable(config_dir: str, force: bool = False) -> dict:

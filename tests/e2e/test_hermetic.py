@@ -36,6 +36,17 @@ def host_state() -> dict:
             "iptables": rules, "mounts": mounts, "dirs": dirs}
 
 
+def _describe(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[:2]
+        return f"{cmd!r} state={state[0]} ppid={state[1]}"
+    except OSError as e:
+        return f"({e})"
+
+
 @contextmanager
 def stale_plugins():
     """A dead socket in /run/docker/plugins and a spec naming a missing socket in
@@ -104,5 +115,6 @@ def test_guarded_daemon_is_hermetic_and_fast_beside_stale_host_plugins(guarded_f
         g.plugin.stop()
         left = [int(p) for p in os.listdir("/proc") if p.isdigit()
                 and any(ns_id(int(p), k) == ids[k] for k in KINDS)]
-        assert left == [], f"still inside the daemon's namespaces after stop: {left}"
+        assert left == [], "still inside the daemon's namespaces after stop: " + "; ".join(
+            f"{pid} {_describe(pid)}" for pid in left)
     assert host_state() == before

@@ -23,8 +23,10 @@ import struct
 import tomllib
 from dataclasses import dataclass
 
+from dockguard.util import DEFAULT_DOCKER_ROOT
+
 DEFAULT_CONFIG = "/etc/docker/daemon.json"
-DEFAULT_DATA_ROOT = "/var/lib/docker"
+DEFAULT_DATA_ROOT = DEFAULT_DOCKER_ROOT
 DEFAULT_EXEC_ROOT = "/var/run/docker"
 DEFAULT_CONTAINERD_SOCK = "/run/containerd/containerd.sock"
 DEFAULT_CONTAINERD_CONFIG = "/etc/containerd/config.toml"

@@ -61,6 +61,7 @@ class Finding:
     level: str  # deny | audit
     text: str   # "[rule] ...: reason. Safely: hint." (what the client is told)
     problems: tuple[str, ...] = ()  # what the rule saw, alone (for listings)
+    exceptions: tuple[str, ...] = ()  # the policy's exceptions that applied (authz/exceptions.py)
 
 
 def rules_for_existing(policy) -> tuple:
@@ -140,7 +141,7 @@ def _moved_sources(spec, ctx) -> list[str]:
     return out
 
 
-def judge(req: AuthzRequest | None, info: dict, ctx, rules) -> list[Finding]:
+def judge(req: AuthzRequest | None, info: dict, ctx, rules, exceptions=()) -> list[Finding]:
     """Every problem the create rules find in an existing container's effective config."""
     if not rules:
         return []
@@ -157,9 +158,11 @@ def judge(req: AuthzRequest | None, info: dict, ctx, rules) -> list[Finding]:
         why += ", or " + "; ".join(moved) + " (changed since it was judged)"
     where = f"existing container {name} ({cid}), {why}"
     out = []
+    from . import exceptions as excs
     for rule, level in rules:
+        used = ()
         try:
-            problems = rule.check(view, spec, ctx)
+            problems, used = excs.check(rule, view, spec, ctx, exceptions)
         except LookupFailed as exc:
             problems = [f"{exc} (dockguard cannot check this rule without it)"]
         except g.BodyError as exc:
@@ -171,7 +174,7 @@ def judge(req: AuthzRequest | None, info: dict, ctx, rules) -> list[Finding]:
         text = (f"[{rule.id}] {'; '.join(problems)} in {where}: {rule.reason}. Safely: {rule.hint}; "
                 f"for this container: stop and remove it (docker rm {name}) and create it again "
                 "within the policy.")
-        out.append(Finding(rule.id, level, text, tuple(problems)))
+        out.append(Finding(rule.id, level, text, tuple(problems), tuple(used)))
     return out
 
 
@@ -197,7 +200,7 @@ def disarms_restart(req: AuthzRequest) -> bool:
         return False
 
 
-def check_request(req: AuthzRequest, ctx, rules) -> list[Finding]:
+def check_request(req: AuthzRequest, ctx, rules, exceptions=()) -> list[Finding]:
     """The engine's stage: look the container up (memoised in ctx) and judge it."""
     if req.action not in JUDGED_ACTIONS or not rules or not req.name:
         return []
@@ -213,4 +216,4 @@ def check_request(req: AuthzRequest, ctx, rules) -> list[Finding]:
         return _failed(rules, str(exc))
     if info is None:
         return []  # dockerd answers 404 itself
-    return judge(req, info, ctx, rules)
+    return judge(req, info, ctx, rules, exceptions)

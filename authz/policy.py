@@ -6,11 +6,11 @@ it with their level, so a request costs one dict lookup to find its rules.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
-from . import localvol
+from . import exceptions, localvol
 from .context import Lists
 from .rules import LEVELS, Rule, all_rules
 from .rules.capabilities import DEFAULT_DANGEROUS, normalise
@@ -31,6 +31,10 @@ class Policy:
     lookup_timeout: float
     by_action: dict[str, tuple[tuple[Rule, str], ...]]
     source: str
+    mode: str = "enforce"          # "audit": every deny is recorded as audit (rollout)
+    exceptions: tuple = ()         # authz/exceptions.py entries
+    policy_hash: str = ""          # of the built-in default and the file: in every audit line
+    audit_allowed: str = "changes"  # which allowed requests are logged: all | changes | none
 
     def level(self, rule_id: str) -> str:
         return self.levels.get(rule_id, "off")
@@ -41,28 +45,40 @@ def default_text() -> str:
 
 
 def load(path: str | Path | None = None) -> Policy:
-    base = tomllib.loads(default_text())
+    import hashlib
+    text = default_text()
+    base = tomllib.loads(text)
     source = "built-in default"
+    digest = hashlib.sha256(text.encode())
     if path is not None:
         try:
             with open(path, "rb") as f:
-                user = tomllib.load(f)
+                raw = f.read()
+            user = tomllib.loads(raw.decode())
         except OSError as exc:
             raise PolicyError(f"cannot read policy {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise PolicyError(f"policy {path} is not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError(f"policy {path} is not valid TOML: {exc}") from None
+        digest.update(b"\0" + raw)
         _overlay(base, user, str(path))
         source = str(path)
-    return compile_policy(base, source)
+    pol = compile_policy(base, source)
+    return replace(pol, policy_hash=digest.hexdigest()[:16])
 
 
 def _overlay(base: dict, user: dict, where: str) -> None:
     for section, value in user.items():
-        if section not in ("rules", "lists", "limits", "hookspec"):
-            raise PolicyError(f"{where}: unknown section [{section}] (rules, lists, limits, hookspec)")
+        if section in ("mode", "exceptions"):  # a top-level key and an array of tables
+            base[section] = value
+            continue
+        if section not in ("rules", "lists", "limits", "hookspec", "audit"):
+            raise PolicyError(f"{where}: unknown section [{section}] (rules, lists, limits, hookspec, "
+                              "audit, exceptions; or the key mode)")
         if not isinstance(value, dict):
             raise PolicyError(f"{where}: [{section}] must be a table")
-        if section == "hookspec":  # replaces the defaults key by key; judged by hookbin.policy
+        if section in ("hookspec", "audit"):  # replaces the defaults key by key
             base.setdefault(section, {}).update(value)
             continue
         for k, v in value.items():
@@ -134,6 +150,21 @@ def compile_policy(doc: dict, source: str = "") -> Policy:
             raise PolicyError(f"{source}: unknown limit {k!r}; known: {', '.join(sorted(known_limits))}")
         if isinstance(v, bool) or not isinstance(v, known_limits[k]) or v <= 0:
             raise PolicyError(f"{source}: limits.{k} must be a positive number, not {v!r}")
+    mode = doc.get("mode", "enforce")
+    if mode not in ("enforce", "audit"):
+        raise PolicyError(f"{source}: mode must be \"enforce\" or \"audit\", not {mode!r}")
+    if mode == "audit":  # rollout: what would be refused is recorded, nothing is refused
+        levels = {rid: ("audit" if lv == "deny" else lv) for rid, lv in levels.items()}
+    audit = doc.get("audit") or {}
+    for k, v in audit.items():
+        if k != "allowed":
+            raise PolicyError(f"{source}: unknown key audit.{k} (allowed)")
+        if v not in ("all", "changes", "none"):
+            raise PolicyError(f"{source}: audit.allowed must be \"all\", \"changes\" or \"none\", not {v!r}")
+    try:
+        excs = exceptions.parse(doc.get("exceptions"), registry, source or "policy")
+    except exceptions.ExceptionError as exc:
+        raise PolicyError(str(exc)) from None
     by_action: dict[str, list[tuple[Rule, str]]] = {}
     for rid, r in registry.items():
         if levels[rid] == "off":
@@ -148,4 +179,7 @@ def compile_policy(doc: dict, source: str = "") -> Policy:
         lookup_timeout=float(limits.get("lookup_timeout_seconds", 10)),
         by_action={a: tuple(v) for a, v in by_action.items()},
         source=source,
+        mode=mode,
+        exceptions=excs,
+        audit_allowed=audit.get("allowed", "changes"),
     )

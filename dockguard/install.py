@@ -488,7 +488,7 @@ def install_plan(args, root: str) -> Plan:
         for name, module in hooks.HOOK_PROGRAMS.items():
             plan.files.append(Want(os.path.join(hooks_dir, name),
                                    hooks.render_hook(name, module, py, hooks.PKG_ROOT), 0o755))
-        runc = hooks.which_abs("runc", ("/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc"))
+        runc = hooks.which_abs("runc", util.RUNC_CANDIDATES)
         grep = hooks.which_abs("grep", ("/usr/bin/grep", "/bin/grep"))
         front = os.path.join(args.bin_dir, hooks.RUNTIME_NAME)
         plan.files.append(Want(front, hooks.render_front(runc, py, hooks.PKG_ROOT, grep, args.docker_root),
@@ -572,7 +572,7 @@ def cmd_install(args) -> int:
 def uninstall_plan(args, root: str) -> Plan:
     plan = Plan()
     state = read_state(root)
-    docker_root = args.docker_root or state.get("docker_root") or "/var/lib/docker"
+    docker_root = args.docker_root or state.get("docker_root") or util.DEFAULT_DOCKER_ROOT
     known = set(state.get("files", []))
     if not state:  # installed by an older version: the files it is known to write
         from hookbin import install as hooks
@@ -594,7 +594,7 @@ def uninstall_plan(args, root: str) -> Plan:
     keep = None
     if users and isinstance(conf.get("runtimes"), dict) and PLUGIN in conf["runtimes"]:
         from hookbin import install as hooks
-        runc = hooks.which_abs("runc", ("/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc"))
+        runc = hooks.which_abs("runc", util.RUNC_CANDIDATES)
         keep = {"path": runc}
         plan.notes.append(f"daemon.json: kept a {PLUGIN!r} runtime pointing at plain {runc}: "
                           f"{len(users)} container(s) were created with it ({', '.join(users[:5])}"
@@ -647,7 +647,7 @@ def register(sub, name):
                                   "merge daemon.json")
     p.add_argument("--root", default="/", help="stage under this directory instead of / (default /)")
     p.add_argument("--dry-run", action="store_true", help="print the changes as a diff, change nothing")
-    p.add_argument("--docker-root", default="/var/lib/docker", help="Docker Root Dir (docker info)")
+    p.add_argument("--docker-root", default=util.DEFAULT_DOCKER_ROOT, help="Docker Root Dir (docker info)")
     p.add_argument("--bin-dir", default="/usr/local/bin", help="where dockguard-runtime goes")
     p.add_argument("--hook-spec", default="/etc/docker/hookspec.json",
                    help="the daemon-wide hook-spec the runtime reads (need not exist: then no "

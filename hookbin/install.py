@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import stat
 import sys
 
@@ -85,14 +84,11 @@ def real_python(python: str | None = None) -> str:
     return os.path.realpath(python or sys.executable)
 
 
-def which_abs(name: str, candidates: tuple[str, ...]) -> str:
-    for cand in candidates:
-        if os.access(cand, os.X_OK):
-            return cand
-    found = shutil.which(name)
+def which_abs(name: str, candidates: tuple[str, ...] = ()) -> str:
+    found = util.find_executable(name, candidates)
     if not found:
         raise InstallError(f"{name} not found")
-    return os.path.realpath(found)
+    return found if found in candidates else os.path.realpath(found)
 
 
 def render_front(runc: str, python: str, pkg_root: str, grep: str | None = None,
@@ -143,7 +139,7 @@ def install_runtime(bin_dir: str, runc: str | None = None, python: str | None = 
     `docker_root` becomes the default for --docker-root, so with the default root and no
     daemon-wide spec the runtime needs no runtimeArgs (dockerd then skips its own sh layer).
     """
-    runc = runc or which_abs("runc", ("/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc"))
+    runc = runc or which_abs("runc", util.RUNC_CANDIDATES)
     if not os.access(runc, os.X_OK):
         raise InstallError(f"runc {runc!r} is not executable")
     os.makedirs(bin_dir, mode=0o755, exist_ok=True)

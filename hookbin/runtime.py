@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
+from dockguard import util
 from hookbin import judge, oci, spec as hookspec
 from hookbin import policy as hookpolicy
 
@@ -30,7 +30,7 @@ WRAPPER_OPTS = {"hook-spec", "docker-root", "runc", "policy"}
 # Commands that make a container from a bundle: judged, and given the hook-specs' hooks.
 # containerd uses `create`; `run` and `restore` (checkpoint) would make one just the same.
 BUNDLE_COMMANDS = ("create", "run", "restore")
-RUNC_CANDIDATES = ("/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc", "/usr/local/bin/runc")
+RUNC_CANDIDATES = util.RUNC_CANDIDATES
 
 
 class UsageError(Exception):
@@ -206,8 +206,7 @@ def prepare_bundle(inv: Invocation) -> int:
 def log_line(msg: str, log_format: str, now: float | None = None, level: str = "error") -> str:
     """One record as runc (logrus) writes it: JSON, or logfmt-style text."""
     import json  # only here: `json` (and its `re`) costs every create ~8 ms of CPU
-    now = time.time() if now is None else now
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
+    stamp = util.utc_stamp(now, 9)
     if log_format == "json":
         return json.dumps({"level": level, "msg": msg, "time": stamp}) + "\n"
     return f"time={json.dumps(stamp)} level={level} msg={json.dumps(msg)}\n"
@@ -235,13 +234,9 @@ def report(inv: Invocation | None, msg: str, level: str = "error") -> None:
 def find_runc(explicit: str | None) -> str:
     if explicit:
         return explicit
-    for cand in RUNC_CANDIDATES:
-        if os.access(cand, os.X_OK):
-            return cand
-    for d in os.environ.get("PATH", "").split(os.pathsep):
-        cand = os.path.join(d, "runc")
-        if d and os.access(cand, os.X_OK):
-            return cand
+    found = util.find_executable("runc", RUNC_CANDIDATES)
+    if found:
+        return found
     raise UsageError("runc not found (pass --runc PATH)")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import stat
 
+from dockguard import util
 from hookbin import policy as hookpolicy
 from hookbin import trust
 from hookbin.policy import HookPolicy
@@ -29,8 +30,8 @@ HOOK_KEYS = ("path", "args", "env", "timeout")
 REQUIRED_HOOK_KEYS = ("path", "args", "env")
 TIMEOUT_MIN, TIMEOUT_MAX = 1, 120
 MAX_SPEC_BYTES = 256 * 1024
-LABEL = "dockguard.hook-spec"
-DEFAULT_DOCKER_ROOT = "/var/lib/docker"
+LABEL = util.HOOK_SPEC_LABEL
+DEFAULT_DOCKER_ROOT = util.DEFAULT_DOCKER_ROOT
 # dockguard's own hook programs (installed name -> module): their arguments are judged too.
 SHIPPED = {
     "network-hook": "hookbin.hooks.network_hook",

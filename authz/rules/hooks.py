@@ -10,9 +10,10 @@ container will really have: dockerd merges the image's labels (Dockerfile LABEL,
 """
 from __future__ import annotations
 
+from dockguard.util import HOOK_SPEC_LABEL as LABEL
+
 from . import rule
 
-LABEL = "dockguard.hook-spec"
 ACTIONS = ("container.create", "service.create", "service.update")
 
 

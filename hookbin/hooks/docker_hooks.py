@@ -15,6 +15,7 @@ import os
 import sys
 import time
 
+from dockguard import util
 from hookbin import oci, trust
 from hookbin import policy as hookpolicy
 
@@ -59,7 +60,7 @@ def policy_problems(opts: dict, policy, facts: dict) -> list[str]:
 def record(state: dict, phase: str, now: float) -> dict:
     """The audit record for one event (pure)."""
     return {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z",
+        "time": util.utc_stamp(now, 6),
         "id": state["id"],
         "state": phase,
         "status": state["status"],

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
+from dockguard import util
 from hookbin import oci, trust
 from hookbin import policy as hookpolicy
 
@@ -83,7 +83,7 @@ def open_log(path: str | None) -> int | None:
 def log_event(fd: int | None, event: dict) -> None:
     if fd is None:
         return
-    event = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **event}
+    event = {"time": util.utc_stamp(digits=0), **event}
     os.write(fd, (json.dumps(event, sort_keys=True) + "\n").encode())
 
 

@@ -192,7 +192,7 @@ def test_failed_lookup_with_every_judging_rule_at_audit_is_audited(tmp_path):
     p.write_text("[rules]\n" + "\n".join(lines) + "\n")
     out = on("container.start", "x", fail={"container"}, policy=policies.load(p))
     allowed(out)
-    assert out.record["decision"] == "audit" and out.record["rule"] == existing.LOOKUP_FAILED
+    assert out.record["decision"] == "audit" and out.record["rule"] == [existing.LOOKUP_FAILED]
 
 
 def test_levels_are_respected(tmp_path):
@@ -202,7 +202,7 @@ def test_levels_are_respected(tmp_path):
     pol = policies.load(p)
     out = on("container.start", "bad", containers={"bad": VIOLATING}, policy=pol)
     allowed(out)
-    assert out.record["decision"] == "audit" and out.record["rule"] == "host-namespace"
+    assert out.record["decision"] == "audit" and out.record["rule"] == ["host-namespace"]
     assert WHY in out.record["msg"]
 
 

@@ -1,11 +1,53 @@
-"""Audit: one JSON line per decision on stdout, so journald (or any log shipper) keeps it."""
+"""Audit: one JSON line per decision on stdout, so journald (or any log shipper) keeps it.
+
+One schema (SCHEMA below, documented in the README's Operations section): every field is
+always present, with the same JSON type, whatever the decision; `rule` and `exceptions` are
+always lists. Which allowed requests are written is the policy's `[audit] allowed`.
+"""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
 from dockguard import __version__
+
+# field -> what it holds (the README's table is this one)
+SCHEMA = {
+    "time": "UTC time of the decision, RFC 3339 with milliseconds",
+    "version": "dockguard version that decided",
+    "policy_hash": "first 16 hex digits of the SHA-256 of the built-in and the policy file",
+    "decision_id": "random id of this decision (16 hex digits)",
+    "decision": "allow | audit | deny",
+    "rule": "list of rule ids that found something (empty when allowed)",
+    "exceptions": "list of the policy's exceptions that applied",
+    "action": "the API action (container.create, read, ...)",
+    "method": "HTTP method",
+    "uri": "request URI (first 512 characters)",
+    "container": "container named by the request (or the create's name)",
+    "image": "image of a container.create, as asked",
+    "user": "authenticated user dockerd passes (TLS client), or null",
+    "client": "the client's User-Agent (docker CLI, SDK, dockguard-healthd/VERSION)",
+    "msg": "what the client was told (deny) or what was seen (audit); empty when allowed",
+}
+
+
+def now_rfc3339() -> str:
+    now = time.time()  # one instant: seconds and milliseconds from the same reading
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+
+
+def emit(stream, rec: dict) -> None:
+    """One JSON line; a closed or broken log never turns a decision into an error."""
+    try:
+        try:
+            stream.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        except UnicodeEncodeError:  # a lone surrogate from a body: escape it, keep the record
+            stream.write(json.dumps(rec) + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
 
 
 class AuditLog:
@@ -13,27 +55,23 @@ class AuditLog:
         self.stream = stream or sys.stdout
 
     def write(self, *, action: str, method: str, uri: str, container: str, decision: str,
-              rules: list[str], user: str, msg: str = "") -> None:
-        now = time.time()  # one instant: seconds and milliseconds from the same reading
+              rules: list[str], user: str, msg: str = "", image: str = "", client: str = "",
+              exceptions: list[str] | None = None, policy_hash: str = "") -> None:
         rec = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+            "time": now_rfc3339(),
+            "version": __version__,  # which dockguard decided: records outlive upgrades
+            "policy_hash": policy_hash,
+            "decision_id": os.urandom(8).hex(),
+            "decision": decision,
+            "rule": list(rules or ()),
+            "exceptions": list(exceptions or ()),
             "action": action,
             "method": method,
             "uri": uri[:512],
-            "container": container,
-            "rule": rules[0] if len(rules) == 1 else (rules or None),
-            "decision": decision,
+            "container": container or "",
+            "image": image or "",
             "user": user or None,
-            "version": __version__,  # which dockguard decided: records outlive upgrades
+            "client": (client or "")[:256],
+            "msg": msg or "",
         }
-        if msg:
-            rec["msg"] = msg
-        try:
-            try:
-                line = json.dumps(rec, ensure_ascii=False) + "\n"
-                self.stream.write(line)
-            except UnicodeEncodeError:  # a lone surrogate from a body: escape it, keep the record
-                self.stream.write(json.dumps(rec) + "\n")
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass  # a closed log must not turn decisions into errors
+        emit(self.stream, rec)

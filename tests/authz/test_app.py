@@ -77,7 +77,7 @@ def test_exception_inside_the_engine_is_a_denial_not_a_500(engine, capsys):
     client = create_app(engine).test_client()
     r = reply(client.post("/AuthZPlugin.AuthZReq", data=envelope("POST", "/containers/x/restart")))
     assert r["Allow"] is False
-    assert r["Msg"].startswith("dockguard: internal error, request denied") and "kaboom" in r["Msg"]
+    assert r["Msg"].startswith("internal error, request denied") and "kaboom" in r["Msg"]
     assert "kaboom" in capsys.readouterr().err  # the traceback is logged
     # and the next request is served normally
     r = reply(client.post("/AuthZPlugin.AuthZReq", data=envelope("GET", "/_ping")))

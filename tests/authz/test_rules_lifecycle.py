@@ -32,7 +32,7 @@ def test_force_remove_through_uri_forms():
 def test_kill_is_audited_with_its_signal():
     out = decide("POST", "/containers/web/kill?signal=SIGHUP")
     allowed(out)
-    assert out.record["decision"] == "audit" and out.record["rule"] == "kill"
+    assert out.record["decision"] == "audit" and out.record["rule"] == ["kill"]
     assert "docker kill --signal SIGHUP web" in out.record["msg"]
     assert problems("kill", "POST", "/containers/web/kill") == ["docker kill --signal KILL web"]
 
@@ -52,7 +52,7 @@ def test_stop_negative_timeout(action):
 def test_stop_negative_timeout_is_audited():
     out = decide("POST", "/containers/web/stop?t=-1")
     allowed(out)
-    assert out.record["decision"] == "audit" and out.record["rule"] == "stop-negative-timeout"
+    assert out.record["decision"] == "audit" and out.record["rule"] == ["stop-negative-timeout"]
 
 
 # ---- restart of an --rm container ----
@@ -89,7 +89,7 @@ def test_cp_nonroot_is_audited(user):
     out = decide("PUT", "/v1.41/containers/web/archive?path=/tmp", containers={"web": {"Config": {"User": user}}})
     allowed(out)
     rec = out.record
-    assert rec["decision"] == "audit" and rec["rule"] == "cp-nonroot" and rec["container"] == "web"
+    assert rec["decision"] == "audit" and rec["rule"] == ["cp-nonroot"] and rec["container"] == "web"
     assert f"docker cp into web (runs as {user!r}) without -a" in rec["msg"]
 
 

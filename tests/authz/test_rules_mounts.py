@@ -196,7 +196,7 @@ def test_file_bind_mount_is_audited():
     out = create(hc(Binds=["/srv/conf.txt:/conf.txt"]), regular_files={"/srv/conf.txt"})
     allowed(out)
     rec = out.record
-    assert rec["decision"] == "audit" and rec["rule"] == "file-bind-mount"
+    assert rec["decision"] == "audit" and rec["rule"] == ["file-bind-mount"]
     assert "Binds /srv/conf.txt:/conf.txt is a file" in rec["msg"]
     out = create(hc(Binds=["/srv/dir:/dir"]))
     assert out.record["decision"] == "allow"

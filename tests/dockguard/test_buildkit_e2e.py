@@ -89,7 +89,7 @@ def grpc_decisions(d: PrivateDaemon) -> list[tuple[str, str]]:
     for line in (d.base / "plugin.log").read_text().splitlines():
         if line.startswith("{") and '"action": "grpc"' in line:
             rec = json.loads(line)
-            out.append((rec["decision"], rec["rule"]))
+            out.append((rec["decision"], ",".join(rec["rule"])))
     return out
 
 

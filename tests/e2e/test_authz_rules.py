@@ -211,7 +211,7 @@ def test_kill_is_audited(guarded):
     allowed(guarded.docker("run", "-d", "--name", name, "busybox", "sleep", "600"))
     allowed(guarded.docker("kill", name))
     recs = [r for r in guarded.audit_lines() if r["action"] == "container.kill" and r["container"] == name]
-    assert recs and recs[-1]["decision"] == "audit" and recs[-1]["rule"] == "kill"
+    assert recs and recs[-1]["decision"] == "audit" and recs[-1]["rule"] == ["kill"]
 
 
 def test_stop_with_negative_timeout_is_audited(guarded):
@@ -220,7 +220,7 @@ def test_stop_with_negative_timeout_is_audited(guarded):
                            "trap 'exit 0' TERM; while true; do sleep 0.1; done"))
     allowed(guarded.docker("stop", "-t", "-1", name))
     recs = [r for r in guarded.audit_lines() if r["action"] == "container.stop" and r["container"] == name]
-    assert recs[-1]["decision"] == "audit" and recs[-1]["rule"] == "stop-negative-timeout"
+    assert recs[-1]["decision"] == "audit" and recs[-1]["rule"] == ["stop-negative-timeout"]
 
 
 def test_restart_of_autoremove_container(guarded):
@@ -259,7 +259,7 @@ def test_cp_into_non_root_container_is_audited(guarded, tmp_path):
     f.write_text("x")
     allowed(guarded.docker("cp", str(f), f"{name}:/tmp/f.txt"))
     recs = [r for r in guarded.audit_lines() if r["action"] == "container.archive_put" and r["container"] == name]
-    assert recs[-1]["decision"] == "audit" and recs[-1]["rule"] == "cp-nonroot"
+    assert recs[-1]["decision"] == "audit" and recs[-1]["rule"] == ["cp-nonroot"]
     allowed(guarded.docker("cp", "-a", str(f), f"{name}:/tmp/g.txt"))
     recs = [r for r in guarded.audit_lines() if r["action"] == "container.archive_put" and r["container"] == name]
     assert recs[-1]["decision"] == "allow"
@@ -272,7 +272,7 @@ def test_file_bind_mount_is_audited(guarded, tmp_path, safe_dir):
     allowed(r)
     cid = r.stdout.strip()
     recs = [x for x in guarded.audit_lines() if x["action"] == "container.create"]
-    assert any(x["decision"] == "audit" and x["rule"] == "file-bind-mount" for x in recs[-3:])
+    assert any(x["decision"] == "audit" and x["rule"] == ["file-bind-mount"] for x in recs[-3:])
     assert cid
 
 
@@ -323,7 +323,7 @@ def test_unknown_route_is_audited(guarded):
     status, _text = raw(guarded.daemon.socket, "POST", "/v1.41/containers/x/checkpoints", "{}")
     assert status == 501  # allowed by dockguard; dockerd answers itself
     recs = [r for r in guarded.audit_lines() if r["action"] == "unknown"]
-    assert recs[-1]["decision"] == "audit" and recs[-1]["rule"] == "unknown-route"
+    assert recs[-1]["decision"] == "audit" and recs[-1]["rule"] == ["unknown-route"]
     assert recs[-1]["uri"] == "/v1.41/containers/x/checkpoints"
 
 

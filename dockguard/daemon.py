@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psutil
 
-from .namespaces import Bind, NamespaceError, Namespaces
+from .namespaces import Bind, NamespaceError, Namespaces, PortForward
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
@@ -220,6 +220,7 @@ class PrivateDaemon:
     dockerd: str | None = None          # None: DOCKGUARD_DOCKERD, else dockerd on PATH
     proc: subprocess.Popen | None = None
     _ns: Namespaces | None = field(default=None, init=False, repr=False)
+    _forwards: list = field(default_factory=list, init=False, repr=False)
 
     @property
     def engine(self) -> Engine:
@@ -372,6 +373,16 @@ class PrivateDaemon:
         return subprocess.run(self.netns_argv(*argv, mount=mount), capture_output=True, text=True,
                               check=check, timeout=timeout)
 
+    def forward_port(self, port: int, host: str = "127.0.0.1") -> PortForward:
+        """Make a service on the host's HOST:PORT reachable at the same address from the
+        daemon's netns (e.g. a test registry on loopback); closed when the daemon stops."""
+        try:
+            fwd = PortForward(self.netns_path, port, host)
+        except NamespaceError as e:
+            raise DaemonError(str(e)) from None
+        self._forwards.append(fwd)
+        return fwd
+
     @property
     def netns_path(self) -> str:
         """/proc/PID/ns/net of the daemon's network namespace (open it to setns into it)."""
@@ -454,6 +465,8 @@ class PrivateDaemon:
             # call here, since a guarded daemon may refuse `rm -f`.
             self._terminate(pid, timeout)
         self._reap_leftovers(confirm_pid=pid)
+        while self._forwards:
+            self._forwards.pop().close()
 
     def _terminate(self, pid: int, timeout: float) -> None:
         try:

@@ -245,3 +245,86 @@ class Namespaces:
             self.state_path.unlink()
         except FileNotFoundError:
             pass
+
+
+CLONE_NEWNET = 0x40000000
+
+
+class PortForward:
+    """HOST:PORT inside a network namespace relayed to HOST:PORT in ours (the host's).
+
+    For tests whose service listens on the host's loopback (a registry) while the daemon that
+    must reach it runs in its own netns. The listening socket is made by a short-lived thread
+    that enters the netns (a socket stays in the netns it was made in); everything else runs
+    in threads that never leave the host's netns.
+    """
+
+    def __init__(self, netns_path: str, port: int, host: str = "127.0.0.1"):
+        import socket
+        import threading
+        from .util import setns
+
+        self.addr = (host, port)
+        self._conns: list = []
+        made: dict = {}
+
+        def make() -> None:
+            fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                setns(fd, CLONE_NEWNET, f"the netns {netns_path}")   # this thread only, then it ends
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(self.addr)
+                s.listen(128)
+                made["sock"] = s
+            except OSError as e:
+                made["error"] = e
+            finally:
+                os.close(fd)
+
+        t = threading.Thread(target=make, daemon=True)
+        t.start()
+        t.join()
+        if "error" in made:
+            raise NamespaceError(f"cannot listen on {host}:{port} in {netns_path}: {made['error']}")
+        self._listener = made["sock"]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+        while True:
+            try:
+                inner, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                outer = socket.create_connection(self.addr, timeout=10)
+                outer.settimeout(None)
+            except OSError:
+                inner.close()
+                continue
+            self._conns += [inner, outer]
+            for a, b in ((inner, outer), (outer, inner)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst) -> None:
+        import socket
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                dst.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        for s in [self._listener, *self._conns]:
+            try:
+                s.close()
+            except OSError:
+                pass

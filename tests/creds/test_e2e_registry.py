@@ -135,6 +135,7 @@ def assert_no_secret(blob: bytes | str, where: str) -> None:
 def test_guide_login_sequence_with_the_helper(daemon_factory, registry, helper_bin):
     d = daemon_factory()
     host = registry["host"]
+    d.forward_port(int(host.rsplit(":", 1)[1]))   # the daemon runs in its own netns
     config = short_tmpdir("dgcfg")
     (config / "config.json").write_text(json.dumps({"credsStore": "dockguard"}))
     docker = Client(d, config, helper_bin.parent)

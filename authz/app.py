@@ -51,6 +51,30 @@ class LiveEngine:
         return True
 
 
+REQ = "/AuthZPlugin.AuthZReq"
+RES = "/AuthZPlugin.AuthZRes"
+_ALLOW_B = _ALLOW.encode()
+
+
+def answer(live: LiveEngine, endpoint: str, data: bytes) -> bytes:
+    """The JSON answer to AuthZReq or AuthZRes for one envelope: the hot path, shared by the
+    Flask routes and the lean loop of authz/worker.py (one implementation of the decision)."""
+    if endpoint == RES:
+        try:
+            live.engine.response(data)
+        except Exception:  # noqa: BLE001 - the response is already made; only bookkeeping failed
+            traceback.print_exc()
+        return _ALLOW_B
+    try:
+        decision = live.engine.request(data)
+    except Exception as exc:  # noqa: BLE001 - fail closed with a message, never a 500
+        traceback.print_exc()
+        decision = Decision(False, f"internal error, request denied: {exc!r}")
+    if decision.allow:
+        return _ALLOW_B
+    return json.dumps(decision.as_json()).encode()
+
+
 def create_app(engine: Engine, rebuild=None) -> Flask:
     """The plugin app; `app.extensions["dockguard"]` is its LiveEngine (reload() on SIGHUP)."""
     app = Flask("dockguard-authz")
@@ -59,7 +83,7 @@ def create_app(engine: Engine, rebuild=None) -> Flask:
     # The envelope carries the body base64-encoded, plus headers.
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY * 2
 
-    def reply(text: str) -> Response:
+    def reply(text: str | bytes) -> Response:
         return Response(text, status=200, content_type=CONTENT_TYPE)
 
     @app.post("/Plugin.Activate")
@@ -69,27 +93,23 @@ def create_app(engine: Engine, rebuild=None) -> Flask:
     @app.post("/AuthZPlugin.AuthZReq")
     def authz_req():
         try:
-            decision = live.engine.request(request.get_data(cache=False))
+            data = request.get_data(cache=False)
         except RequestEntityTooLarge as exc:  # raised by get_data: the clear message, not "internal"
             return too_large(exc)
-        except Exception as exc:  # noqa: BLE001 - fail closed with a message, never a 500
-            traceback.print_exc()
-            decision = Decision(False, f"dockguard: internal error, request denied: {exc!r}")
-        if decision.allow:
-            return reply(_ALLOW)
-        return reply(json.dumps(decision.as_json()))
+        return reply(answer(live, REQ, data))
 
     @app.post("/AuthZPlugin.AuthZRes")
     def authz_res():
         try:
-            live.engine.response(request.get_data(cache=False))
+            data = request.get_data(cache=False)
         except Exception:  # noqa: BLE001 - the response is already made; only bookkeeping failed
             traceback.print_exc()
-        return reply(_ALLOW)
+            data = b""
+        return reply(answer(live, RES, data))
 
     @app.errorhandler(413)
     def too_large(_exc):
-        return reply(json.dumps(Decision(False, "dockguard: [malformed-request] plugin request too "
+        return reply(json.dumps(Decision(False, "[malformed-request] plugin request too "
                                                "large: refused (fail closed)").as_json()))
 
     @app.errorhandler(404)

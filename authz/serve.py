@@ -40,7 +40,8 @@ class PluginServer(BaseApplication):
         self.notify_socket = os.environ.pop("NOTIFY_SOCKET", None)
         self.options = {
             "workers": workers,
-            "worker_class": worker_class,
+            # gevent: gunicorn's gevent worker with the lean loop for AuthZReq/AuthZRes
+            "worker_class": "authz.worker.PluginWorker" if worker_class == "gevent" else worker_class,
             "worker_connections": WORKER_CONNECTIONS,
             "threads": threads,
             "timeout": 60,
@@ -80,7 +81,7 @@ class PluginServer(BaseApplication):
                 live.reload()
             sd_notify(notify, "READY=1\nSTATUS=serving")
 
-        if worker.cfg.worker_class_str == "gevent":
+        if worker.cfg.worker_class_str in ("gevent", "authz.worker.PluginWorker"):
             import gevent
             gevent.signal_handler(signal.SIGHUP, reload)
         else:

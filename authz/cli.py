@@ -39,7 +39,10 @@ def register(sub, name):
     rules.set_defaults(func=cmd_rules)
 
     pol = s.add_parser("default-policy", help="print the built-in policy (a starting point)")
-    pol.set_defaults(func=lambda args: print(__import__("authz.policy", fromlist=["x"]).default_text(), end=""))
+    pol.add_argument("--profile", default="guide", choices=("guide", "cis"),
+                     help="cis: the CIS Docker Benchmark profile (docs/cis.md)")
+    pol.set_defaults(func=lambda args: print(
+        __import__("authz.policy", fromlist=["x"]).profile_text(args.profile), end=""))
 
 
 def _policy(path):

@@ -39,6 +39,8 @@ class Lists:
     annotations: frozenset[str] = frozenset()  # allowed annotation keys; "prefix.*" = a prefix
     runtimes: frozenset[str] = frozenset()     # allowed runtimes; empty = any
     hookspec: object = None  # hookbin.policy.HookPolicy from [hookspec]; None: its defaults
+    allowed_capabilities: frozenset[str] = frozenset()  # cis profile: beyond Docker's default set
+    allowed_devices: frozenset[str] = frozenset()       # cis profile: host devices a container may get
 
 
 class DaemonClient:
@@ -108,6 +110,16 @@ class DaemonClient:
                 raise LookupFailed("the daemon did not report its DefaultRuntime")
             self._default_runtime = (name, now)
         return self._default_runtime[0]
+
+    def security_options(self) -> list[str]:
+        """`docker info` SecurityOptions (name=apparmor, name=selinux, name=no-new-privileges,
+        ...): what dockerd applies to every container on this host. Asked every time (the
+        cis profile's rules only; memoised per request by RequestContext)."""
+        info = self._call("the daemon's info", lambda api: api.info())
+        opts = (info or {}).get("SecurityOptions")
+        if not isinstance(opts, list):
+            raise LookupFailed("the daemon did not report its SecurityOptions")
+        return [str(o) for o in opts]
 
     def docker_root(self) -> str:
         if self._root is None:
@@ -256,6 +268,9 @@ class RequestContext:
 
     def self_names(self) -> frozenset[str]:
         return self._self_names
+
+    def daemon_security_options(self):
+        return self._memoised(("so",), self._daemon.security_options)
 
     def sensitive_paths(self):
         """The policy's paths and the standard sockets: known without asking the daemon."""

@@ -115,7 +115,9 @@ def spec_from_inspect(info: dict, *, cgroup_v2: bool = True) -> specs.Spec:
                                            origin="volume"))
         else:
             spec.mounts.append(specs.Mount(kind, str(m.get("Source") or ""), dest,
-                                           not m.get("RW", True), origin=kind or "mount"))
+                                           not m.get("RW", True), origin=kind or "mount",
+                                           propagation=str(m.get("Propagation") or "")))
+    spec.apparmor_profile = str(info.get("AppArmorProfile") or "")
     return spec
 
 

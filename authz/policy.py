@@ -62,10 +62,36 @@ def load(path: str | Path | None = None) -> Policy:
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError(f"policy {path} is not valid TOML: {exc}") from None
         digest.update(b"\0" + raw)
+        _apply_profile(base, user, str(path))
         _overlay(base, user, str(path))
         source = str(path)
     pol = compile_policy(base, source)
     return replace(pol, policy_hash=digest.hexdigest()[:16])
+
+
+# Built-in profiles a policy file selects with a top-level `profile = "NAME"`: the guide's
+# default policy, plus the named file's rule levels and lists; the file's own [rules] and
+# [lists] then apply over both (docs/cis.md).
+PROFILES = {"guide": None, "cis": "cis_policy.toml"}
+
+
+def profile_text(name: str) -> str:
+    """The policy text `dockguard authz default-policy --profile NAME` prints."""
+    if name not in PROFILES:
+        raise PolicyError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}")
+    file = PROFILES[name]
+    return default_text() if file is None else resources.files("authz").joinpath(file).read_text()
+
+
+def _apply_profile(base: dict, user: dict, where: str) -> None:
+    """Overlay the profile the user's file names (and take the key out of it)."""
+    name = user.pop("profile", "guide")
+    if not isinstance(name, str) or name not in PROFILES:
+        raise PolicyError(f"{where}: profile must be one of {', '.join(map(repr, PROFILES))}, not {name!r}")
+    if PROFILES[name] is not None:
+        prof = tomllib.loads(profile_text(name))
+        prof.pop("profile", None)
+        _overlay(base, prof, f"profile {name}")
 
 
 def _overlay(base: dict, user: dict, where: str) -> None:
@@ -112,10 +138,11 @@ def compile_policy(doc: dict, source: str = "") -> Policy:
     lists = doc.get("lists") or {}
     known_lists = {"sensitive_paths", "sensitive_devices", "dangerous_capabilities", "annotations", "runtimes"}
     known_lists |= {"allowed_paths", "volume_types", "volume_servers"}
+    known_lists |= {"allowed_capabilities", "allowed_devices"}  # the cis profile's
     for k in lists:
         if k not in known_lists:
             raise PolicyError(f"{source}: unknown list {k!r}; known: {', '.join(sorted(known_lists))}")
-    for k in ("sensitive_paths", "sensitive_devices"):
+    for k in ("sensitive_paths", "sensitive_devices", "allowed_devices"):
         for p in lists.get(k, []):
             if not p.startswith("/"):
                 raise PolicyError(f"{source}: lists.{k} entry {p!r} must be an absolute path")
@@ -141,6 +168,8 @@ def compile_policy(doc: dict, source: str = "") -> Policy:
         volume_servers=frozenset(localvol.host_key(x) for x in lists.get("volume_servers", [])),
         annotations=frozenset(lists.get("annotations", [])),
         runtimes=frozenset(lists.get("runtimes", [])),
+        allowed_capabilities=frozenset(normalise(c) for c in lists.get("allowed_capabilities", [])),
+        allowed_devices=frozenset(norm(p) for p in lists.get("allowed_devices", [])),
         hookspec=_hookspec(doc.get("hookspec"), source),
     )
     limits = doc.get("limits") or {}

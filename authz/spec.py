@@ -35,6 +35,7 @@ class Mount:
     driver: str = ""
     driver_opts: dict[str, str] = field(default_factory=dict)
     origin: str = "Mounts"  # Binds, Mounts, service, volume
+    propagation: str = ""  # a bind's mount propagation as asked (shared, rslave, ...); "" = default
 
 
 @dataclass(slots=True)
@@ -81,6 +82,17 @@ class Spec:
     volumes_from: list[str] = field(default_factory=list)  # container[:ro|rw]
     annotations: dict[str, str] = field(default_factory=dict)  # HostConfig.Annotations (API >= 1.43)
     runtime: str = ""  # HostConfig.Runtime; "" = the daemon's default runtime
+    # Limits and restart policy (read by the CIS profile, authz/rules/cis.py); 0 = none given
+    memory: int = 0
+    cpu_shares: int = 0
+    nano_cpus: int = 0
+    cpu_quota: int = 0
+    pids_limit: int = 0   # null, 0 and -1 all mean unlimited
+    readonly_rootfs: bool = False
+    restart_policy: str = ""  # RestartPolicy.Name
+    restart_max: int = 0      # RestartPolicy.MaximumRetryCount
+    restart_given: bool = False  # the body carries a RestartPolicy (an update changes it)
+    apparmor_profile: str | None = None  # an existing container's AppArmorProfile; None: a request
 
 
 def _host_config_into(spec: Spec, hc: Obj | None, path: str) -> None:
@@ -114,6 +126,8 @@ def _host_config_into(spec: Spec, hc: Obj | None, path: str) -> None:
         spec.mounts.append(Mount("tmpfs", "", t, origin="Tmpfs"))
     spec.annotations.update(g.string_map(hc, "annotations", path))
     spec.runtime = g.string(hc, "runtime", path) or spec.runtime
+    spec.readonly_rootfs |= g.boolean(hc, "readonlyrootfs", path)
+    _restart_into(spec, hc, path)
 
 
 def host_config_of(body: Obj) -> tuple[Obj | None, str]:
@@ -129,8 +143,21 @@ def _resources_into(spec: Spec, o: Obj, path: str) -> None:
     spec.kernel_memory = spec.kernel_memory or g.integer(o, "kernelmemory", path)
     spec.kernel_memory_tcp = spec.kernel_memory_tcp or g.integer(o, "kernelmemorytcp", path)
     spec.blkio_weight = spec.blkio_weight or g.integer(o, "blkioweight", path)
+    spec.memory = spec.memory or g.integer(o, "memory", path)
+    spec.cpu_shares = spec.cpu_shares or g.integer(o, "cpushares", path)
+    spec.nano_cpus = spec.nano_cpus or g.integer(o, "nanocpus", path)
+    spec.cpu_quota = spec.cpu_quota or g.integer(o, "cpuquota", path)
+    spec.pids_limit = spec.pids_limit or g.integer(o, "pidslimit", path)
     for wd in g.objects(o, "blkioweightdevice", path):
         spec.blkio_weight_device.append(g.string(wd, "path", path + ".BlkioWeightDevice"))
+
+
+def _restart_into(spec: Spec, o: Obj, path: str) -> None:
+    rp = g.obj(o, "restartpolicy", path)
+    if rp is not None:
+        spec.restart_given = True
+        spec.restart_policy = g.string(rp, "name", path + ".RestartPolicy")
+        spec.restart_max = g.integer(rp, "maximumretrycount", path + ".RestartPolicy")
 
 
 def _mounts(o: Obj, path: str, origin: str = "Mounts") -> list[Mount]:
@@ -147,12 +174,16 @@ def _mounts(o: Obj, path: str, origin: str = "Mounts") -> list[Mount]:
             driver=g.string(dc, "name", p),
             driver_opts=g.string_map(dc, "options", p),
             origin=origin,
+            propagation=g.string(g.obj(m, "bindoptions", p), "propagation", p + ".BindOptions"),
         ))
     return out
 
 
 MOUNT_MODES = frozenset({"ro", "rw", "z", "Z", "nocopy", "shared", "rshared", "slave", "rslave",
                          "private", "rprivate", "delegated", "cached", "consistent"})
+
+
+PROPAGATION_MODES = frozenset({"shared", "rshared", "slave", "rslave", "private", "rprivate"})
 
 
 def parse_bind(spec: str) -> Mount:
@@ -170,7 +201,8 @@ def parse_bind(spec: str) -> Mount:
         src, dst, mode = parts[0], parts[1], ":".join(parts[2:])
     ro = "ro" in mode.split(",")
     kind = "bind" if src.startswith("/") or src.startswith(".") else "volume"
-    return Mount(kind, src, dst, ro, origin="Binds")
+    prop = [m for m in mode.split(",") if m in PROPAGATION_MODES]
+    return Mount(kind, src, dst, ro, origin="Binds", propagation=prop[-1] if prop else "")
 
 
 def _config_into(spec: Spec, c: Obj, path: str) -> None:
@@ -208,7 +240,11 @@ def from_create(body, name: str = "") -> Spec:
         raise g.BodyError("container create body must be a JSON object")
     spec = Spec(name=name)
     _config_into(spec, body, "")
-    _host_config_into(spec, *host_config_of(body))
+    hc, where = host_config_of(body)
+    _host_config_into(spec, hc, where)
+    if where:  # dockerd copies the top level's Memory and CPUShares into a HostConfig without them
+        spec.memory = spec.memory or g.integer(body, "memory")
+        spec.cpu_shares = spec.cpu_shares or g.integer(body, "cpushares")
     nc = g.obj(body, "networkingconfig")
     for ep_name in g.string_map_keys(nc, "endpointsconfig", "NetworkingConfig"):
         spec.networks.append(ep_name)
@@ -231,6 +267,7 @@ def from_update(body) -> Spec:
         raise g.BodyError("update body must be a JSON object")
     spec = Spec()
     _resources_into(spec, body, "")
+    _restart_into(spec, body, "")
     for d in g.objects(body, "devices"):
         spec.devices.append(Device(g.string(d, "pathonhost", "Devices"), "", g.string(d, "cgrouppermissions", "Devices")))
     spec.device_cgroup_rules += g.strings(body, "devicecgrouprules") or []

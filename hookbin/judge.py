@@ -63,11 +63,14 @@ OWN_FILES = ("resolv.conf", "hostname", "hosts")
 
 class Mount:
     """authz.spec.Mount's fields (a test keeps the two in step)."""
-    __slots__ = ("kind", "source", "target", "read_only", "driver", "driver_opts", "origin")
+    __slots__ = ("kind", "source", "target", "read_only", "driver", "driver_opts", "origin",
+                 "propagation")
 
-    def __init__(self, kind, source, target, read_only=False, driver="", driver_opts=None, origin="OCI"):
+    def __init__(self, kind, source, target, read_only=False, driver="", driver_opts=None, origin="OCI",
+                 propagation=""):
         self.kind, self.source, self.target, self.read_only = kind, source, target, read_only
         self.driver, self.driver_opts, self.origin = driver, driver_opts or {}, origin
+        self.propagation = propagation  # read by the cis profile's rules, which the runtime does not run
 
 
 class Device:
@@ -87,6 +90,10 @@ SPEC_FIELDS = {
     "open_stdin": False, "cmd": None, "entrypoint": None, "image": "", "labels": dict,
     "health_test": None, "health_options": dict, "user": "", "name": "", "networks": list,
     "volumes_from": list, "annotations": dict, "runtime": "",
+    # the cis profile's (authz/rules/cis.py; not in RUNTIME_RULES: docs/cis.md)
+    "memory": 0, "cpu_shares": 0, "nano_cpus": 0, "cpu_quota": 0, "pids_limit": 0,
+    "readonly_rootfs": False, "restart_policy": "", "restart_max": 0, "restart_given": False,
+    "apparmor_profile": None,
 }
 
 

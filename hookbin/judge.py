@@ -172,6 +172,17 @@ class StaticContext:
     def realpath(self, path):
         return path  # sources are pinned and named by the kernel: nothing left to resolve
 
+    def bind_given(self, mount):
+        """A pinned bind's source as config.json gives it (authz/exceptions.py matches bind
+        exceptions on it and on the pinned path), from how pin_and_describe names it; None
+        for what the container gets through another mount or a volume."""
+        how = mount.origin
+        if how == "bind":
+            return mount.source
+        if how.startswith("bind ") and how.endswith(" ->"):
+            return how[5:-3]
+        return None
+
     def is_regular_file(self, path):
         return path in self._files
 
@@ -350,8 +361,9 @@ def spec_from_config(config: dict, facts: dict) -> Spec:
             continue
         kind, dest = m.get("type") or "", str(m.get("destination") or "")
         if i in binds:
+            ro = "ro" in _options(m)  # what a bind exception's :ro is matched on
             for how, host in binds[i]:
-                spec.mounts.append(Mount("bind", host, dest, origin=how))
+                spec.mounts.append(Mount("bind", host, dest, read_only=ro, origin=how))
             continue
         if is_bind(m):
             continue  # Docker's own (not pinned, not judged)
@@ -432,8 +444,10 @@ def rules():
     return [REGISTRY[r] for r in RUNTIME_RULES if r in REGISTRY]
 
 
-def judge(spec: Spec, ctx, levels) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(denies, audits) as (rule id, message), worded as the plugin words them."""
+def judge(spec: Spec, ctx, levels, exceptions=(), applied=None) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(denies, audits) as (rule id, message), worded as the plugin words them; the policy's
+    exceptions (authz/exceptions.py, the plugin's matching) that applied go to `applied`."""
+    from authz import exceptions as excs
     denies, audits = [], []
     req = Request()
     for rule in rules():
@@ -441,7 +455,9 @@ def judge(spec: Spec, ctx, levels) -> tuple[list[tuple[str, str]], list[tuple[st
         if level == "off":
             continue
         try:
-            problems = rule.check(req, spec, ctx)
+            problems, used = excs.check(rule, req, spec, ctx, exceptions)
+            if applied is not None:
+                applied += used
         except Exception as exc:  # noqa: BLE001 - a rule the runtime cannot run refuses
             problems = [f"dockguard-runtime could not evaluate this rule ({type(exc).__name__}: {exc})"]
         if not problems:
@@ -556,8 +572,23 @@ def pin_and_describe(config: dict, docker_root: str, real_root: str, container_i
     return pinned, binds, skip, files
 
 
+def selectors(docker_root: str, container_id: str | None) -> tuple[str, dict]:
+    """(Config.Image, Config.Labels) from dockerd's config.v2.json, for exceptions' image and
+    label selectors (the OCI config carries neither); empty when it cannot be read."""
+    from hookbin import oci
+    if not container_id:
+        return "", {}
+    try:
+        doc = oci.read_json(os.path.join(docker_root, "containers", container_id, "config.v2.json"))
+        cfg = doc.get("Config") or {}
+    except (OSError, ValueError, AttributeError):
+        return "", {}
+    image, labels = cfg.get("Image"), cfg.get("Labels")
+    return (image if isinstance(image, str) else "", labels if isinstance(labels, dict) else {})
+
+
 def check_config(config: dict, docker_root: str, container_id: str | None, policy,
-                 isolate: bool = False):
+                 isolate: bool = False, applied=None):
     """Judge one config: (pinned sources, denies, audits). Pinned fds are left open."""
     from hookbin import hostpath
     root = os.path.realpath(docker_root)
@@ -569,7 +600,10 @@ def check_config(config: dict, docker_root: str, container_id: str | None, polic
              "cgroup2": os.path.exists("/sys/fs/cgroup/cgroup.controllers")}
     spec = spec_from_config(config, facts)
     ctx = StaticContext(policy.lists, root, frozenset(files), device_nodes(config))
-    denies, audits = judge(spec, ctx, policy.levels)
+    exceptions = getattr(policy, "exceptions", ())
+    if any(e.image or e.label for e in exceptions):
+        spec.image, spec.labels = selectors(docker_root, container_id)
+    denies, audits = judge(spec, ctx, policy.levels, exceptions, applied)
     return pinned, denies, audits
 
 
@@ -607,12 +641,16 @@ def check_bundle(bundle: str, docker_root: str, container_id: str | None,
     shape = shape_problems(config)
     if shape:
         raise Refused(f"{config_path} cannot be judged: {'; '.join(shape)}")
+    applied = []
     try:
-        pinned, denies, audits = check_config(config, docker_root, container_id, policy, isolate=True)
+        pinned, denies, audits = check_config(config, docker_root, container_id, policy, isolate=True,
+                                              applied=applied)
     except Refused:
         raise
     except Exception as exc:  # noqa: BLE001 - a config that cannot be judged does not run
         raise Refused(f"cannot judge {config_path} ({type(exc).__name__}: {exc}): refused") from None
+    if applied and audit is not None:
+        audit(f"exceptions applied (policy: {policy.source}): {', '.join(dict.fromkeys(applied))}")
     for _rid, text in audits:
         if audit is not None:
             audit(f"audit (policy: {policy.source}): {text}")

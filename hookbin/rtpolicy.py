@@ -19,13 +19,13 @@ from hookbin import oci, trust
 
 DEFAULT_POLICY_PATH = "/etc/dockguard/policy.toml"
 CACHE_DIR = "/run/dockguard/runtime-policy"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: exceptions
 PKG_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILTIN = os.path.join(PKG_ROOT, "authz", "default_policy.toml")
 # What decides the compiled levels and lists besides the files: part of the cache key.
 CODE = tuple(os.path.join(PKG_ROOT, "authz", *p) for p in (
     ("policy.py",), ("context.py",), ("rules", "__init__.py"), ("rules", "capabilities.py"),
-    ("rules", "devices.py"), ("rules", "mounts.py")))
+    ("rules", "devices.py"), ("rules", "mounts.py"), ("exceptions.py",)))
 
 
 class PolicyError(Exception):
@@ -34,10 +34,11 @@ class PolicyError(Exception):
 
 class RuntimePolicy:
     """Levels by rule id and the lists, as plain data (a plain class: no `dataclasses`)."""
-    __slots__ = ("levels", "lists", "source")
+    __slots__ = ("levels", "lists", "source", "exceptions")
 
-    def __init__(self, levels: dict, lists, source: str):
+    def __init__(self, levels: dict, lists, source: str, exceptions=()):
         self.levels, self.lists, self.source = levels, lists, source
+        self.exceptions = exceptions  # authz/exceptions.py entries, matched as the plugin does
 
     def level(self, rule_id: str) -> str:
         return self.levels.get(rule_id, "off")
@@ -74,7 +75,8 @@ def compile_view(path: str | None) -> dict:
         value = getattr(pol.lists, name)
         if isinstance(value, frozenset) and all(isinstance(x, str) for x in value):
             lists[name] = sorted(value)
-    return {"levels": dict(pol.levels), "lists": lists}
+    return {"levels": dict(pol.levels), "lists": lists,
+            "exceptions": [e.as_dict() for e in pol.exceptions]}
 
 
 def _cache_name(path: str | None) -> str:
@@ -188,4 +190,6 @@ def load(explicit: str | None, rule_ids) -> RuntimePolicy:
         doc = compile_view(path)
         doc.update(version=CACHE_VERSION, key=key)
         _write_cache(name, doc)
-    return RuntimePolicy(doc["levels"], ListsView(doc["lists"]), path or "built-in default")
+    from authz import exceptions
+    return RuntimePolicy(doc["levels"], ListsView(doc["lists"]), path or "built-in default",
+                         exceptions.from_dicts(doc.get("exceptions")))

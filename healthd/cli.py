@@ -24,24 +24,29 @@ def register(sub, name):
     r.add_argument("--log-flush", type=float, default=LOG_FLUSH, metavar="SECONDS",
                    help="status changes are written at once; a new log entry alone at most "
                         f"once per SECONDS per container (default {LOG_FLUSH:g})")
-    r.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    r.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="least severe messages logged (default %(default)s)")
+    r.add_argument("--log-format", default="json", choices=("json", "text"),
+                   help="json: one JSON object per line, as the plugin's audit lines (default); "
+                        "text: plain lines")
     r.set_defaults(func=cmd_run)
 
     s = hs.add_parser("status", help="health of watched containers, like docker inspect's State.Health")
     s.add_argument("container", nargs="?", help="name or id (prefix); default: all")
     s.add_argument("--json", action="store_true", help="JSON output")
-    s.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    s.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
+                   help=f"where the sidecar keeps its state files (default {DEFAULT_STATE_DIR})")
     s.set_defaults(func=cmd_status)
 
 
 def cmd_run(args) -> int:
     from .service import run
     from .store import StoreError
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from dockguard import jsonlog
+    jsonlog.setup("healthd", args.log_level, args.log_format)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     if args.log_flush < 0:
-        print("dockguard healthd: --log-flush must not be negative", file=sys.stderr)
+        print("dockguard: error: --log-flush must not be negative", file=sys.stderr)
         return 2
     host = args.docker_host or default_docker_host()
     prof = os.environ.get("DOCKGUARD_HEALTHD_PROFILE")   # a cProfile dump, for the benchmark
@@ -52,7 +57,7 @@ def cmd_run(args) -> int:
                 "run": run, "host": host, "sd": args.state_dir, "lf": args.log_flush}, prof)
         return run(host, args.state_dir, args.log_flush)
     except StoreError as exc:
-        print(f"dockguard healthd: {exc}", file=sys.stderr)
+        print(f"dockguard: error: {exc}", file=sys.stderr)
         return 1
 
 
@@ -69,17 +74,17 @@ def find(records: list[dict], ref: str) -> list[dict]:
 
 def cmd_status(args) -> int:
     if not args.state_dir.is_dir():
-        print(f"dockguard healthd: no state dir {args.state_dir} (is the sidecar running "
+        print(f"dockguard: error: no state dir {args.state_dir} (is the sidecar running "
               "with this --state-dir?)", file=sys.stderr)
         return 1
     records = read_all(args.state_dir)
     if args.container:
         hits = find(records, args.container)
         if not hits:
-            print(f"dockguard healthd: no health state for {args.container!r}", file=sys.stderr)
+            print(f"dockguard: error: no health state for {args.container!r}", file=sys.stderr)
             return 1
         if len(hits) > 1:
-            print(f"dockguard healthd: {args.container!r} is ambiguous "
+            print(f"dockguard: error: {args.container!r} is ambiguous "
                   f"({', '.join(h['Id'][:12] for h in hits)})", file=sys.stderr)
             return 1
         rec = hits[0]

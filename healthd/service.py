@@ -38,6 +38,7 @@ from .scheduler import Scheduler
 from .store import Store, health_from_json, health_to_json
 
 log = logging.getLogger("healthd")
+USER_AGENT = f"dockguard-healthd/{__import__('dockguard').__version__}"
 DEFAULT_STATE_DIR = Path("/var/lib/dockguard/health")
 LAG_BUCKET = 0.00025          # lag histogram resolution: 0.25 ms
 LOG_FLUSH = 5.0               # log-only changes: at most one write per container per 5 s
@@ -104,7 +105,9 @@ class Service:
 
     def client(self):
         import docker
-        return docker.APIClient(base_url=self.docker_host, version="1.41", timeout=None)
+        # its own User-Agent: the plugin's audit lines name healthd as the client of its kills
+        return docker.APIClient(base_url=self.docker_host, version="1.41", timeout=None,
+                                user_agent=USER_AGENT)
 
     # --- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:

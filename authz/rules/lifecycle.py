@@ -19,8 +19,17 @@ def force_remove(req, spec, ctx):
       reason="docker kill sends a signal the container's process may not handle as intended",
       hint="docker stop NAME, which asks the process to exit and only then kills it")
 def kill(req, spec, ctx):
+    agent = req.header("user-agent")
+    if isinstance(agent, str) and (agent == HEALTHD_AGENT or agent.startswith(HEALTHD_AGENT + "/")):
+        # healthd's exit-on-unhealthy kill is the guide's own remedy: recorded (the audit line's
+        # client), not advised against. A User-Agent is what the client says; this rule only
+        # ever advises, so a claimed one hides no refusal.
+        return None
     sig = req.q("signal") or "KILL"
     return [f"docker kill --signal {sig} {req.name}"]
+
+
+HEALTHD_AGENT = "dockguard-healthd"  # healthd/service.py sends dockguard-healthd/VERSION
 
 
 @rule("stop-negative-timeout", actions=("container.stop", "container.restart"), default="audit",

@@ -158,3 +158,34 @@ def test_client_is_the_user_agent(tmp_path):
     out = create(hc(Privileged=True), headers={"User-Agent": "dockguard-healthd/1.0"})
     assert out.record["client"] == "dockguard-healthd/1.0"
     _ = FakeContext
+
+
+def test_healthd_kills_are_recorded_not_advised_against():
+    from .helpers import decide
+    out = decide("POST", "/v1.41/containers/web/kill?signal=KILL",
+                 headers={"User-Agent": "dockguard-healthd/0.1", "Content-Length": "0"})
+    allowed(out)
+    assert out.record["decision"] == "allow" and out.record["client"] == "dockguard-healthd/0.1"
+    out = decide("POST", "/v1.41/containers/web/kill?signal=KILL",
+                 headers={"User-Agent": "Docker-Client/28.0.0", "Content-Length": "0"})
+    assert out.record["decision"] == "audit" and out.record["rule"] == ["kill"]
+
+
+def test_healthd_sends_its_user_agent(tmp_path):
+    from healthd import service
+    svc = service.Service("unix:///nonexistent.sock", tmp_path)
+    assert svc.client().headers["User-Agent"] == service.USER_AGENT
+    assert service.USER_AGENT.startswith("dockguard-healthd/")
+
+
+def test_healthd_logs_json(capsys):
+    import io
+    import json
+    import logging
+    from dockguard import jsonlog
+    s = io.StringIO()
+    jsonlog.setup("healthd", "INFO", "json", stream=s)
+    logging.getLogger("healthd").warning("web (abc): unhealthy and exit-on-unhealthy=true: killing it")
+    rec = json.loads(s.getvalue().splitlines()[-1])
+    assert rec["component"] == "healthd" and rec["level"] == "warning" and "killing it" in rec["msg"]
+    assert set(rec) >= {"time", "version", "component", "level", "msg"}

@@ -12,7 +12,8 @@ Every difference between how we read a body and how dockerd reads it is a bypass
   there: objects merge, arrays merge element by element (Go reuses the slice's elements),
   everything else is replaced. Keeping an object's key/value pairs in order and
   concatenating the pairs of repeated objects gives exactly that.
-- `null` never erases an object we already saw (Go keeps a non-pointer struct on null);
+- `null` never erases an object or a scalar we already saw (Go keeps a struct, bool,
+  string or number on null; `"Privileged": true, "Privileged": null` is privileged);
   reading it as still present can only make us stricter, never laxer. Where that would
   change *which* fields dockerd applies (the create/start wrapper's `*HostConfig`), the
   caller reads the field with `pointer_obj`, which models the pointer exactly.
@@ -96,11 +97,13 @@ class _Slice(list):
 
 
 def _merge(old, new):
+    if new is None and old is not _MISSING and not isinstance(old, list):
+        # Go ignores null for a struct, bool, string or number: `"Privileged": true,
+        # "Privileged": null` stays true (a pointer or interface set to nil: kept, stricter)
+        return old
     if isinstance(old, Obj):
         if isinstance(new, Obj):
             return Obj(old.pairs + new.pairs)
-        if new is None:
-            return old
     if isinstance(old, list) and isinstance(new, list) and new:
         # Go decodes an array into the slice already there, element i into element i
         # (golang/go#21092; its fix was reverted in #39427): objects merge element-wise.
@@ -153,6 +156,13 @@ def _check_depth(value, depth: int) -> None:
 
 # ---- typed field access: a wrongly typed field is a clear error, as it is for dockerd ----
 
+def _need_obj(o, path: str) -> None:
+    """A field is read from an object only: a body or member that is a number, string or
+    list where a struct belongs is dockerd's 400 and our clear error, never a traceback."""
+    if not isinstance(o, Obj):
+        raise BodyError(f"{path or 'body'} must be an object, not {_jtype(o)}")
+
+
 def _where(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -160,6 +170,7 @@ def _where(path: str, name: str) -> str:
 def obj(o: Obj | None, name: str, path: str = "") -> Obj | None:
     if o is None:
         return None
+    _need_obj(o, path)
     v = o.get(name)
     if v is None or isinstance(v, Obj):
         return v
@@ -172,6 +183,7 @@ def pointer_obj(o: Obj | None, name: str, path: str = "") -> Obj | None:
     objects given after its last `null` (None when absent or last set to null)."""
     if o is None:
         return None
+    _need_obj(o, path)
     o._index()  # refuses ambiguous keys first, as every lookup does
     cur: Obj | None = None
     for key, value in o.pairs:
@@ -189,6 +201,7 @@ def pointer_obj(o: Obj | None, name: str, path: str = "") -> Obj | None:
 def boolean(o: Obj | None, name: str, path: str = "") -> bool:
     if o is None:
         return False
+    _need_obj(o, path)
     v = o.get(name)
     if v is None:
         return False
@@ -200,6 +213,7 @@ def boolean(o: Obj | None, name: str, path: str = "") -> bool:
 def integer(o: Obj | None, name: str, path: str = "") -> int:
     if o is None:
         return 0
+    _need_obj(o, path)
     v = o.get(name)
     if v is None:
         return 0
@@ -213,6 +227,7 @@ def integer(o: Obj | None, name: str, path: str = "") -> int:
 def string(o: Obj | None, name: str, path: str = "") -> str:
     if o is None:
         return ""
+    _need_obj(o, path)
     v = o.get(name)
     if v is None:
         return ""
@@ -225,6 +240,7 @@ def strings(o: Obj | None, name: str, path: str = "", *, strslice: bool = False)
     """A []string field (None when absent or null); `strslice` also takes a bare string."""
     if o is None:
         return None
+    _need_obj(o, path)
     v = o.get(name)
     if v is None:
         return None
@@ -240,6 +256,7 @@ def objects(o: Obj | None, name: str, path: str = "") -> list[Obj]:
     """A []struct field; null elements are skipped (Go leaves them zero)."""
     if o is None:
         return []
+    _need_obj(o, path)
     v = o.get(name)
     if v is None:
         return []
@@ -251,6 +268,7 @@ def objects(o: Obj | None, name: str, path: str = "") -> list[Obj]:
 def string_map(o: Obj | None, name: str, path: str = "") -> dict[str, str]:
     if o is None:
         return {}
+    _need_obj(o, path)
     v = o.get(name)
     if v is None:
         return {}
@@ -267,6 +285,7 @@ def string_map_keys(o: Obj | None, name: str, path: str = "") -> list[str]:
     """The keys of a map field whose values we do not read (map[string]struct{})."""
     if o is None:
         return []
+    _need_obj(o, path)
     v = o.get(name)
     if v is None:
         return []

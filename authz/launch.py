@@ -51,6 +51,8 @@ class PluginProcess:
             return self.argv
         cmd = [sys.executable, "-m", "dockguard.cli", "authz", "serve", "--socket", str(self.socket),
                "--worker-class", self.worker_class]
+        if self.worker_class != "gevent":  # bench/bench_authz.py's comparison of worker models
+            cmd.append("--benchmark-only")
         if self.docker_host:
             cmd += ["--docker-host", self.docker_host]
         if self.policy:

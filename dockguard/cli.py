@@ -18,6 +18,8 @@ COMPONENTS = (
     ("uninstall", "dockguard.install"),
     ("preflight", "dockguard.preflight"),
     ("creds", "dockguard.creds.cli"),
+    ("doctor", "dockguard.doctor"),
+    ("diag", "dockguard.diag"),
 )
 
 
@@ -38,8 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 ok, 1 failure, 2 usage (dockguard/clitools.py); a file that cannot be read is a
+    message, never a traceback."""
+    from dockguard.clitools import fail
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        return fail(f"{args.component}:{where} {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

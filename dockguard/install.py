@@ -543,10 +543,10 @@ def cmd_install(args) -> int:
         plan = install_plan(args, root)
         n = apply(root, plan, args.dry_run)
     except InstallError as exc:
-        print(f"dockguard install: {exc}", file=sys.stderr)
+        print(f"dockguard: error: install: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - e.g. hookbin's InstallError: a message, no traceback
-        print(f"dockguard install: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"dockguard: error: install: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     for note in plan.notes:
         print(f"note: {note}")
@@ -623,7 +623,7 @@ def cmd_uninstall(args) -> int:
                           "dockguard-authz.socket")
         apply(root, plan, args.dry_run)
     except InstallError as exc:
-        print(f"dockguard uninstall: {exc}", file=sys.stderr)
+        print(f"dockguard: error: uninstall: {exc}", file=sys.stderr)
         return 1
     for note in plan.notes:
         print(f"note: {note}")

@@ -275,7 +275,7 @@ def run(*, docker_host=None, docker_root=None, fs_root="/", policy_path=None, ac
     except Exception as exc:  # noqa: BLE001 - PolicyError, LookupFailed, ...: a message, exit 2
         if as_json:
             print(json.dumps({"error": str(exc)}), file=out)
-        print(f"dockguard preflight: cannot check: {exc}", file=sys.stderr)
+        print(f"dockguard: error: preflight: cannot check: {exc}", file=sys.stderr)
         return 2
     errors = disarm(daemon, entries) if do_disarm else []
     blocking = sum(e.blocking for e in entries)

@@ -30,7 +30,10 @@ def register(sub, name):
         c = s.add_parser(cmd, help=help_)
         c.add_argument("--dir", default=DEFAULT_DIR, help=f"sandbox directory (default {DEFAULT_DIR})")
         if cmd == "up":
-            c.add_argument("--no-walkthrough", action="store_true")
+            c.add_argument("--no-walkthrough", action="store_true",
+                           help="bring the sandbox up without running the demonstration")
+            c.add_argument("--profile", choices=("guide", "cis"), default="guide",
+                           help="the policy's profile: the guide's rules, or cis (docs/cis.md)")
         c.set_defaults(func=fn)
 
 
@@ -148,6 +151,10 @@ def cmd_up(args) -> int:
         hook_sandbox = None
     daemon = PrivateDaemon(base, authz_plugins=[PLUGIN_NAME], **kw)
     policy = hook_sandbox.policy_path(base) if hook_sandbox else None  # [hookspec] shared with the runtime
+    if getattr(args, "profile", "guide") == "cis":
+        from dockguard import sandbox_cis
+        policy = policy or base / "policy.toml"
+        sandbox_cis.select(policy)
     plugin = PluginProcess(PLUGIN_NAME, docker_host=daemon.host, log_path=base / "authz-audit.log",
                            policy=str(policy) if policy else None, plugin_dir=daemon.plugin_dir)
     print(f"starting the dockguard authz plugin ({plugin.socket}) ...")
@@ -166,8 +173,13 @@ def cmd_up(args) -> int:
     rc = 0
     if not args.no_walkthrough:
         step = Walk(daemon)
-        print("\n== the guide's rules, enforced by the authz plugin ==")
-        authz_walkthrough(step)
+        if getattr(args, "profile", "guide") == "cis":
+            print("\n== the cis profile (CIS Docker Benchmark, section 5) ==")
+            sandbox_cis.walkthrough(step)
+            hook_sandbox = health_sandbox = None  # their demo containers have no limits
+        else:
+            print("\n== the guide's rules, enforced by the authz plugin ==")
+            authz_walkthrough(step)
         if hook_sandbox:
             print("\n== hook-spec through dockguard-runtime ==")
             hook_sandbox.walkthrough(daemon, step)

@@ -1,7 +1,9 @@
 """`dockguard hookspec validate|merge|install`: check, combine and install hook-specs.
 
 The guide makes users merge several specs by hand; `merge` does it in order and validates
-the result. `install` puts the hook programs and the runtime wrapper in place.
+the result. `install` is one sub-step of `dockguard install` (the one installer, which also
+writes daemon.json, the units and the policy): only the hook programs and the runtime wrapper,
+for a host where daemon.json is managed by hand.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ def _policy(args):
     try:
         return hookpolicy.load(args.policy)
     except hookpolicy.PolicyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"dockguard: error: {exc}", file=sys.stderr)
         return None
 
 
@@ -35,7 +37,7 @@ def cmd_validate(args) -> int:
         except hookspec.SpecError as exc:
             bad += 1
             for problem in exc.problems:
-                print(f"error: {problem}", file=sys.stderr)
+                print(f"dockguard: error: {problem}", file=sys.stderr)
         else:
             print(f"{path}: ok")
     return 1 if bad else 0
@@ -49,12 +51,12 @@ def cmd_merge(args) -> int:
         merged = hookspec.load_specs(args.files, args.docker_root, policy)
     except hookspec.SpecError as exc:
         for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        print("error: nothing written", file=sys.stderr)
+            print(f"dockguard: error: {problem}", file=sys.stderr)
+        print("dockguard: error: nothing written", file=sys.stderr)
         return 1
     if args.output:
         if not os.path.isabs(args.output):
-            print(f"error: --output must be an absolute path: {args.output}", file=sys.stderr)
+            print(f"dockguard: error: --output must be an absolute path: {args.output}", file=sys.stderr)
             return 1
         oci.write_json_atomic(args.output, merged)
         print(f"{args.output}: merged {len(args.files)} specs")
@@ -66,13 +68,13 @@ def cmd_merge(args) -> int:
 
 def cmd_install(args) -> int:
     if os.geteuid() != 0:
-        print("error: install must run as root (hooks must be root-owned)", file=sys.stderr)
+        print("dockguard: error: install must run as root (hooks must be root-owned)", file=sys.stderr)
         return 1
     try:
         hooks = inst.install_hooks(args.docker_root, args.python, policy=args.policy)
         runtime = inst.install_runtime(args.bin_dir, args.runc, args.python, docker_root=args.docker_root)
     except (inst.InstallError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"dockguard: error: {exc}", file=sys.stderr)
         return 1
     for path in hooks + [runtime]:
         print(f"installed {path}")
@@ -95,17 +97,19 @@ def register(sub, name):
                             f"(default: {hookpolicy.DEFAULT_POLICY_PATH} if present, else built-in)")
 
     v = hsub.add_parser("validate", help="check spec files against the guide's rules")
-    v.add_argument("files", nargs="+", metavar="FILE")
+    v.add_argument("files", nargs="+", metavar="FILE", help="hook-spec files to check")
     root_opt(v)
     v.set_defaults(func=cmd_validate)
 
     m = hsub.add_parser("merge", help="merge spec files in order into one (validated)")
-    m.add_argument("files", nargs="+", metavar="FILE")
+    m.add_argument("files", nargs="+", metavar="FILE", help="hook-spec files, merged in this order")
     m.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
     root_opt(m)
     m.set_defaults(func=cmd_merge)
 
-    i = hsub.add_parser("install", help="install the hook programs and dockguard-runtime")
+    i = hsub.add_parser("install", help="sub-step of `dockguard install`: only the hook programs and "
+                                        "dockguard-runtime, printing the daemon.json to add by hand "
+                                        "(use `dockguard install` for the whole suite)")
     root_opt(i)
     i.add_argument("--bin-dir", default="/usr/local/bin", help="where dockguard-runtime goes (%(default)s)")
     i.add_argument("--runc", help="the real runc (default: found in /usr/sbin, /usr/bin, PATH)")

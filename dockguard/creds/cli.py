@@ -50,7 +50,7 @@ def _dir(args) -> str:
 
 
 def _fail(exc: Exception) -> int:
-    print(f"dockguard creds: {exc}", file=sys.stderr)
+    print(f"dockguard: error: creds: {exc}", file=sys.stderr)
     return 1
 
 

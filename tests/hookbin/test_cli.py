@@ -19,7 +19,7 @@ def test_validate_ok_and_faults(spec_dir, docker_root, policy_file, capsys):
     assert main(["hookspec", "validate", "--docker-root", str(docker_root), "--policy", str(policy_file), str(ok), str(bad)]) == 1
     out = capsys.readouterr()
     assert out.out == f"{ok}: ok\n"
-    assert out.err == f"error: {bad}: prestart[0].timeout: must be an integer in [1, 120] (got a float: 1.5)\n"
+    assert out.err == f"dockguard: error: {bad}: prestart[0].timeout: must be an integer in [1, 120] (got a float: 1.5)\n"
 
 
 def test_merge_in_order_to_stdout(spec_dir, docker_root, policy_file, capsys):

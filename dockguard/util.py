@@ -86,14 +86,16 @@ def atomic_write(path, data: str | bytes, mode: int | None = 0o644, *, durable: 
 # --- time ----------------------------------------------------------------------------------
 
 def utc_stamp(now: float | None = None, digits: int = 6) -> str:
-    """RFC 3339 UTC time with `digits` fractional digits (0-9): 2024-05-01T12:00:00.123456Z."""
+    """RFC 3339 UTC time with `digits` fractional digits (0-9), rounded to the nearest:
+    2024-05-01T12:00:00.123456Z (a stamp parsed back and written again is the same text)."""
     import time
     now = time.time() if now is None else now
     whole = int(now // 1)
+    frac = round((now - whole) * 10 ** digits)     # nearest, as datetime rounds
+    if frac == 10 ** digits:
+        whole, frac = whole + 1, 0
     text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-    if digits:
-        text += "." + f"{int((now - whole) * 10 ** digits):0{digits}d}"[:digits]
-    return text + "Z"
+    return text + (f".{frac:0{digits}d}Z" if digits else "Z")
 
 
 # --- namespaces ----------------------------------------------------------------------------

@@ -37,10 +37,6 @@ _UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
 _PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
-class ConfigError(ValueError):
-    """A label value the sidecar refuses (the message says which label and why)."""
-
-
 def parse_duration(text: str) -> int:
     """Go's time.ParseDuration, in nanoseconds: the syntax `docker run --health-*` accepts."""
     s = text.strip()

@@ -7,11 +7,11 @@ missed. Every event of interest is turned into a fresh inspect of that container
 replayed or duplicated events are harmless: the service reconciles with what the container
 *is*, not with what an event says happened. It never polls container lists in a loop.
 
-Messages posted to the service (in order):
-  ("snapshot", [View...], {all container ids})   after each (re)connect
-  ("view", View)                                  a labelled container changed
-  ("gone", id)                                    destroyed
-  ("disconnected", reason)                        the stream ended; reconnecting with backoff
+Messages posted to the service (in order), one class each (below):
+  Snapshot(views, all_ids)   after each (re)connect
+  Seen(view)                 a labelled container changed
+  Gone(id)                   destroyed
+  Disconnected(reason)       the stream ended; reconnecting with backoff
 """
 from __future__ import annotations
 
@@ -40,6 +40,30 @@ class View:
     labels: dict = field(default_factory=dict, compare=False)
     engine_healthcheck: bool = False
     engine_health: dict | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    views: list
+    all_ids: set
+
+
+@dataclass(frozen=True)
+class Seen:
+    view: View
+
+
+@dataclass(frozen=True)
+class Gone:
+    id: str
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    reason: str
+
+
+Message = Snapshot | Seen | Gone | Disconnected
 
 
 def view_from_inspect(d: dict) -> View:
@@ -102,7 +126,7 @@ class EventSource(threading.Thread):
                 return
             if connected:
                 log.warning("lost docker (%s); reconnecting with backoff", reason)
-                self._post(("disconnected", reason))
+                self._post(Disconnected(reason))
             elif not getattr(self, "_warned", False):
                 self._warned = True
                 log.warning("docker not reachable (%s); retrying with backoff", reason)
@@ -124,7 +148,7 @@ class EventSource(threading.Thread):
         stream = api.events(since=f"{since:.6f}", decode=True,
                             filters={"type": ["container"], "event": list(ACTIONS)})
         self._stream = stream
-        self._post(("snapshot", views, all_ids))
+        self._post(Snapshot(views, all_ids))
         log.info("connected to docker: %d containers, %d with dockguard.health labels",
                  len(all_ids), len(views))
         for ev in stream:
@@ -136,13 +160,13 @@ class EventSource(threading.Thread):
             if not cid or action not in ACTIONS:
                 continue
             if action == "destroy":
-                self._post(("gone", cid))
+                self._post(Gone(cid))
                 continue
             attrs = actor.get("Attributes") or {}
             if not has_health_labels(attrs):
                 continue
             v = self._inspect(api, cid)
-            self._post(("view", v) if v is not None else ("gone", cid))
+            self._post(Seen(v) if v is not None else Gone(cid))
 
     @staticmethod
     def _inspect(api, cid: str) -> View | None:

@@ -34,14 +34,6 @@ class Scheduler:
     def __len__(self) -> int:
         return len(self._live)
 
-    def due_time(self, key: Hashable) -> float | None:
-        seq = self._live.get(key)
-        if seq is None:
-            return None
-        for due, s, k in self._heap:
-            if s == seq:
-                return due
-        return None
 
     def next_due(self) -> float | None:
         self._drop_stale()

@@ -2,8 +2,8 @@
 machine -> the store, and exit-on-unhealthy.
 
 Everything that changes state runs on one asyncio loop thread, so there are no locks: the
-event thread posts messages, exec checks run in a thread pool and come back as awaited
-results. A watch is replaced, never mutated in place, when its container restarts, and each
+event thread posts typed messages (healthd/events.py), checks are awaited on the loop
+(exec checks through the exec API, healthd/execapi.py). A watch is replaced, never mutated in place, when its container restarts, and each
 check carries the watch it was started for, so a result that arrives for a replaced or
 dropped watch is discarded: a reconnect or a replayed event cannot double a schedule.
 
@@ -30,10 +30,11 @@ from dockguard import util
 
 from . import machine
 from .config import CheckSpec, spec_from_labels
-from .events import EventSource, View
+from .events import Disconnected, EventSource, Gone, Message, Seen, Snapshot, View
+from .execapi import AsyncExec
 from .machine import Health, Result
-from .probes import (AsyncExec, ExecRunner, NetnsSockets, http_probe, open_netns, tcp_finish,
-                     tcp_result, tcp_start)
+from .netns import NetnsSockets, open_netns
+from .probes import http_probe, tcp_finish, tcp_result, tcp_start
 from .scheduler import Scheduler
 from .store import Store, health_from_json, health_to_json
 
@@ -88,8 +89,10 @@ class Metrics:
 
 
 class Service:
-    def __init__(self, docker_host: str, state_dir: Path, exec_workers: int = 16,
-                 log_flush: float = LOG_FLUSH) -> None:
+    def __init__(self, docker_host: str, state_dir: Path, log_flush: float = LOG_FLUSH, *,
+                 events=None, execs=None, api=None) -> None:
+        """`events(client_factory, post)`, `execs` and `api`: stand-ins for tests (the event
+        thread, the exec transport and the SDK client that kills); by default the real ones."""
         self.log_flush = log_flush
         self.docker_host = docker_host
         self.store = Store(state_dir)
@@ -101,7 +104,10 @@ class Service:
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Task] = set()
         self._reported: dict[str, tuple] = {}
-        self._exec_workers = exec_workers
+        self._events_factory = events or EventSource
+        self.execs = execs
+        self.api = api
+        self.stop = asyncio.Event()
 
     def client(self):
         import docker
@@ -114,21 +120,17 @@ class Service:
         self.store.open()
         self.loop = asyncio.get_running_loop()
         self.sockets = NetnsSockets()
-        if self.docker_host.startswith("unix://"):
-            self.execs = AsyncExec(self.docker_host[len("unix://"):])
-        else:
-            self.execs = ExecRunner(self.client, self._exec_workers)
-        self.api = self.client()
-        stop = asyncio.Event()
+        self.execs = self.execs or AsyncExec(self.docker_host)
+        self.api = self.api or self.client()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            self.loop.add_signal_handler(sig, stop.set)
-        self.events = EventSource(self.client, self._post)
+            self.loop.add_signal_handler(sig, self.stop.set)
+        self.events = self._events_factory(self.client, self._post)
         log.info("healthd %d: docker %s, state %s", os.getpid(), self.docker_host, self.store.root)
         self.events.start()
         background = [asyncio.create_task(self._write_metrics_forever()),
                       asyncio.create_task(self._flush_forever())]
         try:
-            await stop.wait()
+            await self.stop.wait()
         finally:
             log.info("stopping")
             for t in background:
@@ -144,30 +146,28 @@ class Service:
             self.sockets.close()
             self.store.close()
 
-    def _post(self, msg: tuple) -> None:
+    def _post(self, msg: Message) -> None:
         """Called from the event thread: hand the message to the loop, in order."""
         self.loop.call_soon_threadsafe(self._on_message, msg)
 
-    def _on_message(self, msg: tuple) -> None:
-        kind = msg[0]
-        if kind == "snapshot":
-            _, views, all_ids = msg
+    def _on_message(self, msg: Message) -> None:
+        if isinstance(msg, Snapshot):
             self.connected = True
             self._pause_all()      # every watched running container goes back to starting
-            for v in views:
+            for v in msg.views:
                 self._observe(v)
             for cid in self.store.ids():
-                if cid not in all_ids:
+                if cid not in msg.all_ids:
                     log.info("%s: container no longer exists; dropping its state", cid[:12])
                     self.store.delete(cid)
             self._write_metrics()
-        elif kind == "view":
-            self._observe(msg[1])
-        elif kind == "gone":
-            self._unwatch(msg[1])
-            self._reported.pop(msg[1], None)
-            self.store.delete(msg[1])
-        elif kind == "disconnected":
+        elif isinstance(msg, Seen):
+            self._observe(msg.view)
+        elif isinstance(msg, Gone):
+            self._unwatch(msg.id)
+            self._reported.pop(msg.id, None)
+            self.store.delete(msg.id)
+        elif isinstance(msg, Disconnected):
             self.connected = False
             self._pause_all()
             self._write_metrics()

@@ -17,8 +17,10 @@ import logging
 import os
 import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
+
+from dockguard import util
 
 from .machine import Health, Result, STARTING, HEALTHY, UNHEALTHY
 
@@ -27,7 +29,7 @@ _ID = re.compile(r"^[0-9a-f]{12,64}$")
 STATUSES = (STARTING, HEALTHY, UNHEALTHY, "none")
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_libc = util.libc()
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2
 _can_exchange = hasattr(_libc, "renameat2")
 
@@ -55,17 +57,16 @@ class StoreError(RuntimeError):
 def rfc3339(ts: float) -> str:
     """Epoch seconds -> the RFC 3339 UTC form docker inspect prints (microseconds here).
     Cached: each log entry is written up to five times."""
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return util.utc_stamp(ts, 6)
 
 
 def parse_rfc3339(text: str) -> float:
-    """RFC 3339 with up to nanoseconds (Docker's StartedAt) -> epoch seconds."""
-    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text)
-    if not m:
+    """RFC 3339 with up to nanoseconds (Docker's StartedAt) -> epoch seconds (to the
+    microsecond: what datetime keeps). A time without its zone is refused."""
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None or "T" not in text:
         raise ValueError(f"not an RFC 3339 time: {text!r}")
-    base, frac, tz = m.groups()
-    dt = datetime.fromisoformat(base + ("+00:00" if tz == "Z" else tz))
-    return dt.timestamp() + (float("0." + frac) if frac else 0.0)
+    return dt.timestamp()
 
 
 def health_to_json(h: Health) -> dict:

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from healthd.probes import NetnsSockets, open_netns, tcp_start
+from healthd.netns import NetnsSockets, open_netns
+from healthd.probes import tcp_start
 from tests.conftest import require_root_tools
 
 

@@ -17,7 +17,7 @@ def test_reschedule_replaces_never_duplicates():
     s = Scheduler()
     for due in (5.0, 1.0, 3.0):
         s.schedule("x", due)
-    assert len(s) == 1 and s.due_time("x") == 3.0
+    assert len(s) == 1 and s.next_due() == 3.0
     assert s.pop_due(10.0) == [("x", 3.0)]
     assert s.pop_due(10.0) == [] and s.next_due() is None
 

@@ -128,7 +128,7 @@ def _hookspec(section, source: str):
 
 def compile_policy(doc: dict, source: str = "") -> Policy:
     registry = all_rules()
-    levels: dict[str, str] = {rid: r.default for rid, r in registry.items()}
+    levels: dict[str, str] = dict.fromkeys(registry, "off")  # the default policy sets each one
     for rid, level in (doc.get("rules") or {}).items():
         if rid not in registry:
             raise PolicyError(f"{source}: unknown rule {rid!r}; known: {', '.join(sorted(registry))}")

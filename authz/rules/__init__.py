@@ -17,33 +17,34 @@ class Rule:
     """One rule. A plain immutable class, not a dataclass: dockguard-runtime imports the rule
     modules on every container start, and `dataclasses` alone costs it ~10 ms."""
 
-    __slots__ = ("id", "actions", "reason", "hint", "default", "check")
+    __slots__ = ("id", "actions", "reason", "hint", "check")
     id: str
     actions: frozenset[str]
     reason: str   # why, in one line (the guide's reason)
     hint: str     # how to do the thing safely
-    default: str  # deny | audit | off
     check: Callable
 
-    def __init__(self, id, actions, reason, hint, default, check):
-        for name, value in zip(self.__slots__, (id, actions, reason, hint, default, check)):
+    def __init__(self, id, actions, reason, hint, check):
+        for name, value in zip(self.__slots__, (id, actions, reason, hint, check)):
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name, value):
         raise AttributeError(f"Rule is read-only ({name})")
 
     def __repr__(self):
-        return f"Rule({self.id!r}, default={self.default!r})"
+        return f"Rule({self.id!r})"
 
 
 REGISTRY: dict[str, Rule] = {}
 
 
-def rule(id: str, *, actions: Iterable[str], reason: str, hint: str, default: str = "deny"):
+def rule(id: str, *, actions: Iterable[str], reason: str, hint: str):
+    """Register a rule. Its level (deny, audit, off) is the policy's: the built-in default
+    policy (authz/default_policy.toml) is the one place that sets each rule's default."""
     def deco(fn):
         if id in REGISTRY:
             raise ValueError(f"rule {id} registered twice")
-        REGISTRY[id] = Rule(id, frozenset(actions), reason, hint, default, fn)
+        REGISTRY[id] = Rule(id, frozenset(actions), reason, hint, fn)
         return fn
     return deco
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import rule
 
 
-@rule("unknown-route", actions=("unknown",), default="audit",
+@rule("unknown-route", actions=("unknown",),
       reason="dockguard has no rules for this API route",
       hint="if the route is legitimate, nothing to do; set unknown-route = \"deny\" to refuse "
            "everything dockguard cannot read")

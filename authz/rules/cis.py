@@ -31,7 +31,7 @@ def _listed(ctx, name: str) -> frozenset:
     return getattr(ctx.lists, name, frozenset()) or frozenset()
 
 
-@rule("cis-capabilities", actions=CREATE, default="off",
+@rule("cis-capabilities", actions=CREATE,
       reason="a capability beyond Docker's default set widens what a compromised container "
              "can do to the host (CIS Docker 5.4)",
       hint="drop the --cap-add, or list the capability in the policy's "
@@ -46,7 +46,7 @@ def capabilities(req, spec, ctx):
     return out
 
 
-@rule("cis-devices", actions=LIMITS, default="off",
+@rule("cis-devices", actions=LIMITS,
       reason="a host device handed to a container bypasses its isolation from the host's "
              "hardware (CIS Docker 5.18)",
       hint="pass no --device, or list the device's host path in the policy's "
@@ -64,7 +64,7 @@ def devices(req, spec, ctx):
     return out
 
 
-@rule("cis-mount-propagation", actions=CREATE, default="off",
+@rule("cis-mount-propagation", actions=CREATE,
       reason="a shared mount propagates the container's mounts back to the host and the "
              "host's into the container (CIS Docker 5.20)",
       hint="leave bind propagation at its default (rprivate), or use slave/rslave to see the "
@@ -82,7 +82,7 @@ def _restart(spec, req) -> tuple[str, int] | None:
     return (spec.restart_policy or "").strip().lower(), spec.restart_max
 
 
-@rule("cis-restart-on-failure", actions=LIMITS, default="off",
+@rule("cis-restart-on-failure", actions=LIMITS,
       reason="a container restarted without bound on failure can loop for ever and starve "
              "the host (CIS Docker 5.15: on-failure with at most 5 retries)",
       hint=f"--restart on-failure:{MAX_RESTARTS} (or fewer retries), or --restart no")
@@ -93,7 +93,7 @@ def restart_on_failure(req, spec, ctx):
         return [f"--restart on-failure with {n}"]
 
 
-@rule("cis-restart-always", actions=LIMITS, default="off",
+@rule("cis-restart-always", actions=LIMITS,
       reason="a container that is always restarted, whatever its exit, never stops failing "
              "(CIS Docker 5.15; enable this rule where the policy allows only bounded restarts)",
       hint=f"--restart on-failure:{MAX_RESTARTS}, or --restart no")
@@ -112,7 +112,7 @@ def _update_removes(req, key: str) -> bool:
     return g.integer(body, key) <= 0
 
 
-@rule("cis-memory", actions=CREATE, default="off",
+@rule("cis-memory", actions=CREATE,
       reason="a container without a memory limit can exhaust the host's memory "
              "(CIS Docker 5.11)",
       hint="give it a limit: --memory 512m (and --memory-swap)")
@@ -121,7 +121,7 @@ def memory(req, spec, ctx):
         return ["no memory limit (--memory)"]
 
 
-@rule("cis-cpu", actions=CREATE, default="off",
+@rule("cis-cpu", actions=CREATE,
       reason="a container without CPU shares or a CPU limit competes for the host's CPUs "
              "on equal terms with everything else (CIS Docker 5.12)",
       hint="--cpus 1.5 (or --cpu-shares 512); --cpu-quota alone is not what the benchmark "
@@ -132,7 +132,7 @@ def cpu(req, spec, ctx):
         return [f"no --cpus or --cpu-shares{extra}"]
 
 
-@rule("cis-pids-limit", actions=LIMITS, default="off",
+@rule("cis-pids-limit", actions=LIMITS,
       reason="a container without a pids limit can fork-bomb the host (CIS Docker 5.29)",
       hint="--pids-limit 200 (a positive number)")
 def pids_limit(req, spec, ctx):
@@ -144,7 +144,7 @@ def pids_limit(req, spec, ctx):
         return ["no pids limit (--pids-limit)"]
 
 
-@rule("cis-read-only-rootfs", actions=CREATE, default="off",
+@rule("cis-read-only-rootfs", actions=CREATE,
       reason="a writable root filesystem lets an intruder change the container's programs "
              "(CIS Docker 5.13)",
       hint="--read-only, with a --tmpfs or a volume for each path the workload writes")
@@ -157,7 +157,7 @@ def _security_options(ctx) -> frozenset[str]:
     return frozenset(ctx.daemon_security_options())
 
 
-@rule("cis-no-new-privileges", actions=CREATE, default="off",
+@rule("cis-no-new-privileges", actions=CREATE,
       reason="without no-new-privileges a process in the container can gain privileges "
              "through setuid or file-capability programs (CIS Docker 5.26)",
       hint="--security-opt no-new-privileges (or start dockerd with --no-new-privileges)")
@@ -175,7 +175,7 @@ def no_new_privileges(req, spec, ctx):
             else "no --security-opt no-new-privileges"]
 
 
-@rule("cis-apparmor", actions=CREATE, default="off",
+@rule("cis-apparmor", actions=CREATE,
       reason="on a host with AppArmor a container without a profile runs unconfined "
              "(CIS Docker 5.2)",
       hint="keep Docker's docker-default profile, or name a loaded one "
@@ -194,7 +194,7 @@ def apparmor(req, spec, ctx):
     return out
 
 
-@rule("cis-selinux", actions=CREATE, default="off",
+@rule("cis-selinux", actions=CREATE,
       reason="on a host with SELinux a container without security options runs with the "
              "daemon's defaults, unreviewed (CIS Docker 5.3)",
       hint="give the container its SELinux label: --security-opt label=level:s0:c100,c200 "
@@ -207,7 +207,7 @@ def selinux(req, spec, ctx):
         return ["no --security-opt label=..."]
 
 
-@rule("cis-healthcheck", actions=("container.create",), default="off",
+@rule("cis-healthcheck", actions=("container.create",),
       reason="a container without a health check fails unnoticed (CIS Docker 5.27)",
       hint="give it a HEALTHCHECK (in the image, or --health-cmd), or dockguard's health "
            "labels (dockguard.health.cmd / tcp / http)")
@@ -226,7 +226,7 @@ def healthcheck(req, spec, ctx):
     return ["no health check (no HEALTHCHECK, --health-cmd or dockguard.health.* labels)"]
 
 
-@rule("cis-exec-root", actions=("exec.create",), default="off",
+@rule("cis-exec-root", actions=("exec.create",),
       reason="docker exec as root bypasses the user the container was made to run as "
              "(CIS Docker 5.24)",
       hint="docker exec as the container's own user (no -u root / -u 0)")

@@ -15,7 +15,7 @@ def force_remove(req, spec, ctx):
         return [f"docker rm -f {req.name}"]
 
 
-@rule("kill", actions=("container.kill",), default="audit",
+@rule("kill", actions=("container.kill",),
       reason="docker kill sends a signal the container's process may not handle as intended",
       hint="docker stop NAME, which asks the process to exit and only then kills it")
 def kill(req, spec, ctx):
@@ -32,7 +32,7 @@ def kill(req, spec, ctx):
 HEALTHD_AGENT = "dockguard-healthd"  # healthd/service.py sends dockguard-healthd/VERSION
 
 
-@rule("stop-negative-timeout", actions=("container.stop", "container.restart"), default="audit",
+@rule("stop-negative-timeout", actions=("container.stop", "container.restart"),
       reason="with t<0 docker waits for ever; a process that ignores SIGTERM hangs docker stop",
       hint="give a non-negative -t, or be sure the process handles SIGTERM")
 def stop_negative_timeout(req, spec, ctx):
@@ -62,7 +62,7 @@ def rename_restarting(req, spec, ctx):
         return [f"docker rename {req.name} while it is restarting"]
 
 
-@rule("cp-nonroot", actions=("container.archive_put",), default="audit",
+@rule("cp-nonroot", actions=("container.archive_put",),
       reason="docker cp into a container that runs as a non-root user makes the copied files "
              "root's, which the user then cannot change",
       hint="docker cp -a (keep uid/gid), or chown inside the container afterwards")
@@ -76,7 +76,7 @@ def cp_nonroot(req, spec, ctx):
         return [f"docker cp into {req.name} (runs as {user!r}) without -a"]
 
 
-@rule("inflight-limit", actions=(), default="deny",
+@rule("inflight-limit", actions=(),
       reason="docker drops messages past about 1000 concurrent commands, and containers then "
              "fail to start",
       hint="run fewer lifecycle commands at once (batch them; the limit is in the policy)")

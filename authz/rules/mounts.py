@@ -204,7 +204,7 @@ def volume_mount_type(req, spec, ctx):
     return out
 
 
-@rule("file-bind-mount", actions=CONTAINER, default="audit",
+@rule("file-bind-mount", actions=CONTAINER,
       reason="a file bind-mounted from the host loses sync when vi or sed replace its inode",
       hint="bind the file's parent directory instead")
 def file_bind_mount(req, spec, ctx):

@@ -361,7 +361,9 @@ def spec_from_config(config: dict, facts: dict) -> Spec:
             continue
         kind, dest = m.get("type") or "", str(m.get("destination") or "")
         if i in binds:
-            ro = "ro" in _options(m)  # what a bind exception's :ro is matched on
+            # what a bind exception's :ro is matched on (dockerd 25+ writes rro, recursive, where
+            # the kernel has it)
+            ro = not {"ro", "rro"}.isdisjoint(_options(m))
             for how, host in binds[i]:
                 spec.mounts.append(Mount("bind", host, dest, read_only=ro, origin=how))
             continue

@@ -83,3 +83,11 @@ def test_rollout_mode_reaches_the_runtime(tmp_path):
     p = tmp_path / "policy.toml"
     p.write_text('mode = "audit"\n')
     assert "deny" not in rtpolicy.compile_view(str(p))["levels"].values()
+
+
+def test_recursive_read_only_counts_as_read_only(tmp_path):
+    """dockerd 25+ writes `rro` (recursive read-only) for -v ...:ro where the kernel has it."""
+    def change(c):
+        _bind(c, "/etc/localtime", "/etc/localtime")
+        c["mounts"][-1]["options"].append("rro")
+    assert _judge(tmp_path, change) == ([], ["localtime"])

@@ -34,7 +34,7 @@ MAX_RETRIES = 2**31 - 1              # the guide: "最大为int32上限"
 
 _UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
           "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
-_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)", re.ASCII)  # Go: ASCII digits only
 
 
 def parse_duration(text: str) -> int:
@@ -48,6 +48,8 @@ def parse_duration(text: str) -> int:
         s = s[1:]
     if s == "0":
         return 0
+    if not s:  # a sign alone: Go's "invalid duration"
+        raise ValueError(f"invalid duration {text!r}")
     pos, total = 0, 0
     while pos < len(s):
         m = _PART.match(s, pos)
@@ -75,7 +77,7 @@ def parse_bool(text: str) -> bool:
 
 
 def parse_port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
         raise ValueError(f"invalid port {text!r} (1-65535)")
     return int(text)
 
@@ -160,7 +162,7 @@ def _parse(labels: dict[str, str]) -> tuple[dict, list[str]]:
     label = PREFIX + "retries"
     if hl.get(label, "") != "":
         v = hl[label]
-        if not re.fullmatch(r"[+-]?\d+", v.strip() or "x") or v.strip() != v:
+        if not re.fullmatch(r"[+-]?[0-9]+", v.strip() or "x") or v.strip() != v:
             problems.append(f"{label}={v!r}: not an integer")
         elif int(v) < 0:
             problems.append(f"{label}={v!r}: must not be negative (0 means the default, 3)")

@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 import stat
 import time
-from dataclasses import dataclass
 
 from . import daemondirs
+from .policy import Lists  # noqa: F401 - the compiled lists a RequestContext carries
 
 DEFAULT_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 DEFAULT_RUNTIME_TTL = 10.0
@@ -24,23 +24,6 @@ DEFAULT_RUNTIME_TTL = 10.0
 
 class LookupFailed(RuntimeError):
     """The daemon could not tell us what a rule needs to know."""
-
-
-@dataclass(frozen=True, slots=True)
-class Lists:
-    sensitive_paths: frozenset[str]
-    sensitive_devices: frozenset[str]
-    dangerous_capabilities: frozenset[str]
-    # host paths carved out of sensitive_paths (a path inside one is allowed unless a deeper
-    # sensitive path holds it); local-volume types beyond tmpfs; network volume servers
-    allowed_paths: frozenset[str] = frozenset()
-    volume_types: frozenset[str] = frozenset()
-    volume_servers: frozenset[str] = frozenset()
-    annotations: frozenset[str] = frozenset()  # allowed annotation keys; "prefix.*" = a prefix
-    runtimes: frozenset[str] = frozenset()     # allowed runtimes; empty = any
-    hookspec: object = None  # hookbin.policy.HookPolicy from [hookspec]; None: its defaults
-    allowed_capabilities: frozenset[str] = frozenset()  # cis profile: beyond Docker's default set
-    allowed_devices: frozenset[str] = frozenset()       # cis profile: host devices a container may get
 
 
 class DaemonClient:

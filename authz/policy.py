@@ -11,11 +11,29 @@ from importlib import resources
 from pathlib import Path
 
 from . import exceptions, localvol
-from .context import Lists
 from .rules import LEVELS, Rule, all_rules
 from .rules.capabilities import DEFAULT_DANGEROUS, normalise
 from .rules.devices import DEFAULT_SENSITIVE_DEVICES
 from .rules.mounts import DEFAULT_SENSITIVE, norm
+
+
+@dataclass(frozen=True, slots=True)
+class Lists:
+    """The policy's lists, compiled: what the rules read through their context."""
+
+    sensitive_paths: frozenset[str]
+    sensitive_devices: frozenset[str]
+    dangerous_capabilities: frozenset[str]
+    # host paths carved out of sensitive_paths (a path inside one is allowed unless a deeper
+    # sensitive path holds it); local-volume types beyond tmpfs; network volume servers
+    allowed_paths: frozenset[str] = frozenset()
+    volume_types: frozenset[str] = frozenset()
+    volume_servers: frozenset[str] = frozenset()
+    annotations: frozenset[str] = frozenset()  # allowed annotation keys; "prefix.*" = a prefix
+    runtimes: frozenset[str] = frozenset()     # allowed runtimes; empty = any
+    hookspec: object = None  # hookbin.policy.HookPolicy from [hookspec]; None: its defaults
+    allowed_capabilities: frozenset[str] = frozenset()  # cis profile: beyond Docker's default set
+    allowed_devices: frozenset[str] = frozenset()       # cis profile: host devices a container may get
 
 
 class PolicyError(ValueError):

@@ -156,6 +156,8 @@ def run(plain_daemon, guarded, requests: list[Request]) -> dict:
         stats["created_guarded"] += g["status"] == 201
         stats["denied"] += g["status"] == 403
         stats["refused_by_dockerd"] += plain["status"] != 201
+        stats.setdefault("plain_status", {}).setdefault(str(plain["status"]), 0)
+        stats["plain_status"][str(plain["status"])] += 1
         stats["harmful_plain"] += bool(plain["violations"])
         stats["findings"] += judge(req, plain, g, go_is_new)
         stats["last"] = (plain, g)
@@ -165,7 +167,7 @@ def run(plain_daemon, guarded, requests: list[Request]) -> dict:
 def summarise(stats: dict) -> str:
     kinds: dict[str, int] = {}
     for f in stats["findings"]:
-        k = f["kind"] + ("" if f["kind"] != "false-denial" else (" (expected)" if f["expected"] else " (unexpected)"))
+        k = f["kind"] + ("" if f["kind"] != "false-denial" else (f" (expected: {f['expected']})" if f["expected"] else " (unexpected)"))
         kinds[k] = kinds.get(k, 0) + 1
     return json.dumps({k: v for k, v in stats.items() if k not in ("findings", "last")} | {"findings": kinds})
 

@@ -71,7 +71,7 @@ BYPASS_SEEDS = [  # bodies that were bypasses of earlier readers, kept as exampl
 ]
 
 
-@settings(max_examples=examples(400))
+@settings(max_examples=examples(200))
 @given(st.data())
 def test_create_never_allows_what_the_model_applies_as_dangerous(data):
     req = gen_create(DrawChooser(data))
@@ -133,7 +133,7 @@ def _model_view(c: model.Create) -> dict:
     }
 
 
-@settings(max_examples=examples(400))
+@settings(max_examples=examples(200))
 @given(st.data())
 def test_reader_sees_what_dockerd_applies(data):
     req = gen_create(DrawChooser(data))
@@ -229,7 +229,7 @@ def uris(draw):
     return method, prefix + path + query
 
 
-@settings(max_examples=examples(600))
+@settings(max_examples=examples(300))
 @given(uris())
 @example(("POST", "http://docker/v1.41/containers/%63reate"))
 @example(("POST", "/v1.41/containers/a%2fb/start"))
@@ -272,7 +272,7 @@ ANY_URIS = [("POST", u) for _m, u in BODY_URIS.values()] + [
 ]
 
 
-@settings(max_examples=examples(400))
+@settings(max_examples=examples(200))
 @given(st.sampled_from(ANY_URIS), json_values, st.sampled_from([None, "0", "12", "", "x"]))
 def test_rules_never_crash_on_any_body(method_uri, body, length):
     method, uri = method_uri
@@ -313,7 +313,7 @@ envelopes = st.one_of(
 )
 
 
-@settings(max_examples=examples(400))
+@settings(max_examples=examples(150))
 @given(envelopes)
 def test_app_answers_200_to_anything(payload):
     for endpoint in ("/AuthZPlugin.AuthZReq", "/AuthZPlugin.AuthZRes"):

@@ -295,3 +295,35 @@ def test_diag_pidns_names_the_paused_child(plain_daemon):
         assert r.returncode == 1 and r.stderr.startswith("dockguard: error: ") and "Traceback" not in r.stderr
     finally:
         d.docker("rm", "-f", child, parent)
+
+
+# --- healthd: its kills recorded as healthd's, its log in JSON ---------------------------------
+
+def test_healthd_kill_is_recorded_as_healthds(guarded, tmp_path):
+    from ..healthd.conftest import Sidecar, labels
+    sc = Sidecar(guarded.daemon, tmp_path / "state").start()
+    name = uniq("hk")
+    try:
+        r = guarded.docker("run", "-d", "--name", name, *labels(cmd="test -f /tmp/ok", interval="300ms",
+                                                                 retries="1", exit_on_unhealthy="true"),
+                           "busybox", "sh", "-c", "touch /tmp/ok; exec sleep 600")
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: "healthy" in (sc.record(name) or {}).get("Health", {}).get("Status", ""),
+                 what="healthy")
+        assert guarded.docker("exec", name, "rm", "/tmp/ok").returncode == 0
+        wait_for(lambda: [x for x in guarded.audit_lines() if x["action"] == "container.kill"
+                          and x["container"] in (name, (sc.record(name) or {}).get("Id", "-"))],
+                 what="healthd's kill in the audit")
+        rec = [x for x in guarded.audit_lines() if x["action"] == "container.kill"][-1]
+        assert rec["client"].startswith("dockguard-healthd/"), rec
+        assert rec["decision"] == "allow" and rec["rule"] == [], rec
+        logs = [json.loads(line) for line in sc.log().splitlines() if line.startswith("{")]
+        assert any("killing it" in x["msg"] and x["component"] == "healthd" for x in logs), sc.log()[-2000:]
+        # a person's docker kill is still advised against
+        guarded.docker("start", name)
+        r = guarded.docker("kill", name)
+        rec = [x for x in guarded.audit_lines() if x["action"] == "container.kill"][-1]
+        assert rec["decision"] == "audit" and rec["rule"] == ["kill"] and rec["client"].startswith("Docker-Client/")
+    finally:
+        sc.stop()
+        guarded.docker("rm", "-f", name)

@@ -121,12 +121,17 @@ def memory(req, spec, ctx):
         return ["no memory limit (--memory)"]
 
 
-@rule("cis-cpu", actions=CREATE,
+@rule("cis-cpu", actions=LIMITS,
       reason="a container without CPU shares or a CPU limit competes for the host's CPUs "
              "on equal terms with everything else (CIS Docker 5.12)",
       hint="--cpus 1.5 (or --cpu-shares 512); --cpu-quota alone is not what the benchmark "
            "checks")
 def cpu(req, spec, ctx):
+    if req.action == "container.update":
+        # CpuQuota -1 lifts the quota --cpus set, while inspect still shows NanoCpus (checked)
+        if spec.cpu_quota < 0:
+            return [f"docker update --cpu-quota {spec.cpu_quota} lifting the CPU limit"]
+        return None
     if spec.cpu_shares == 0 and spec.nano_cpus == 0:
         extra = " (only --cpu-quota)" if spec.cpu_quota > 0 else ""
         return [f"no --cpus or --cpu-shares{extra}"]

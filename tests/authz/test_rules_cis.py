@@ -220,7 +220,8 @@ def test_update_that_lifts_a_limit(cis):
     denied_by(run(cis, {"PidsLimit": 0}, uri=uri), "cis-pids-limit")
     denied_by(run(cis, {"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 10}}, uri=uri),
               "cis-restart-on-failure")
-    allowed(run(cis, {"PidsLimit": 50, "Memory": 32 << 20}, uri=uri))
+    denied_by(run(cis, {"CpuQuota": -1}, uri=uri), "cis-cpu")
+    allowed(run(cis, {"PidsLimit": 50, "Memory": 32 << 20, "CpuQuota": 20000}, uri=uri))
     allowed(run(cis, {"PidsLimit": None, "CpuShares": 256}, uri=uri))
 
 

@@ -154,6 +154,7 @@ def test_exec_as_root_is_audited(cis):
 def test_update_that_lifts_a_limit_is_refused(cis):
     refused(cis.docker("update", "--pids-limit", "-1", "good"), "cis-pids-limit")
     refused(cis.docker("update", "--restart", "on-failure:10", "good"), "cis-restart-on-failure")
+    refused(cis.docker("update", "--cpu-quota", "-1", "good"), "cis-cpu")  # would lift --cpus
     ok(cis.docker("update", "--pids-limit", "48", "--memory", "48m", "--memory-swap", "96m", "good"))
 
 

@@ -11,14 +11,16 @@
 An exception never excuses a rule as a whole: the rule is asked again about the request with
 the matched values taken out, so anything else it finds is still refused. Matching, the same
 in the plugin and in dockguard-runtime (both call `check` with the same compiled entries):
-- bind PATH:ro covers a bind whose source is PATH as given, read-only; PATH:rw covers it
+- bind PATH:ro covers a bind whose source is exactly PATH as given (no other spelling:
+  `/etc/x/../localtime` may reach another file through a symlinked /etc/x), read-only; PATH:rw covers it
   read-only or writable. Not a parent or child of PATH, not another path (a symlink) that
   resolves to it. Where the source is resolved (the runtime pins it), the resolved source
   must also be PATH or what PATH itself resolves to now (/etc/localtime -> zoneinfo file).
 - capability NAME covers that capability (CAP_ prefix and case ignored); never ALL.
 - device PATH covers a device entry that is the same device node (type, major, minor) as
   PATH on the host, whatever name it is given: the node is what the container gets.
-- image and label are selectors the requester controls (a tag, a label): they narrow an
+- image (the reference as asked) and label (KEY=VALUE on the container's labels over its
+  image's) are selectors the requester controls (a tag, a label): they narrow an
   exception to some containers, they authenticate nothing; hence the concrete value.
 Plain classes and no imports beyond `os`: dockguard-runtime loads this on every create.
 """
@@ -121,12 +123,17 @@ def parse(entries, known_rules, where: str) -> tuple:
 
 # --- matching (pure but for the host lookups named) ----------------------------------------
 
-def _selected(e: Exc, spec) -> bool:
-    if e.image and (getattr(spec, "image", "") or "") != e.image:
+def _selected(e: Exc, spec, ctx) -> bool:
+    """image: the reference as asked; label: the container's labels over its image's, as dockerd
+    merges them (the runtime reads them merged from config.v2.json; its ctx has no images)."""
+    image = getattr(spec, "image", "") or ""
+    if e.image and image != e.image:
         return False
     if e.label:
         k, _, v = e.label.partition("=")
-        if (getattr(spec, "labels", None) or {}).get(k) != v:
+        labels = dict(((ctx.image_config(image) or {}).get("Labels") or {}) if image else {})
+        labels.update(getattr(spec, "labels", None) or {})
+        if labels.get(k) != v:
             return False
     return True
 
@@ -155,11 +162,10 @@ def _bind_hit(e: Exc, m, ctx) -> bool:
     if m.kind != "bind" or not m.source or (e.mode == "ro" and not m.read_only):
         return False
     given = getattr(ctx, "bind_given", None)
-    if given is None:  # the plugin: the source as the request gives it
-        return _norm(m.source) == e.value and m.source.startswith("/")
-    src = given(m)  # the runtime: as config.json gives it, and the pinned path judged
-    return (src is not None and _norm(src) == e.value and src.startswith("/")
-            and m.source in (e.value, _realpath(e.value)))
+    if given is None:  # the plugin: the source exactly as the request gives it
+        return m.source == e.value
+    src = given(m)  # the runtime: exactly as config.json gives it, and the pinned path judged
+    return src == e.value and m.source in (e.value, _realpath(e.value))
 
 
 def _device_hit(e: Exc, d, ctx) -> bool:
@@ -199,7 +205,7 @@ def check(rule, req, spec, ctx, exceptions) -> tuple:
     problems = rule.check(req, spec, ctx)
     if not problems or not exceptions or spec is None:
         return problems, ()
-    applicable = [e for e in exceptions if e.rule == rule.id and _selected(e, spec)]
+    applicable = [e for e in exceptions if e.rule == rule.id and _selected(e, spec, ctx)]
     if not applicable:
         return problems, ()
     trimmed, used = _without(spec, applicable, ctx)

@@ -189,3 +189,18 @@ def test_healthd_logs_json(capsys):
     rec = json.loads(s.getvalue().splitlines()[-1])
     assert rec["component"] == "healthd" and rec["level"] == "warning" and "killing it" in rec["msg"]
     assert set(rec) >= {"time", "version", "component", "level", "msg"}
+
+
+def test_bind_exception_needs_the_exact_spelling(tmp_path):
+    pol = policy_from(tmp_path, LOCALTIME)
+    for other in ("/etc/localtime/", "/etc//localtime", "/etc/x/../localtime"):
+        denied_by(create(hc(Binds=[f"{other}:/etc/localtime:ro"]), policy=pol), "sensitive-mount")
+
+
+def test_label_selector_sees_the_image_labels(tmp_path):
+    pol = policy_from(tmp_path, LOCALTIME + 'label = "tz=host"\n')
+    body = hc(Binds=["/etc/localtime:/etc/localtime:ro"])
+    allowed(create(body, policy=pol, image_configs={"busybox": {"Labels": {"tz": "host"}}}))
+    body["Labels"] = {"tz": "utc"}  # the container's own label wins, as in dockerd
+    denied_by(create(body, policy=pol, image_configs={"busybox": {"Labels": {"tz": "host"}}}),
+              "sensitive-mount")

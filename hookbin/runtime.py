@@ -19,7 +19,7 @@ import os
 import sys
 
 from dockguard import util
-from hookbin import judge, oci, spec as hookspec
+from hookbin import hookrun, judge, oci, spec as hookspec
 from hookbin import policy as hookpolicy
 
 # runc global options that take a value (urfave/cli accepts one or two dashes).
@@ -197,7 +197,8 @@ def prepare_bundle(inv: Invocation) -> int:
     merged = hookspec.load_specs(paths, inv.docker_root, policy, granted=inv.hook_spec)
     if hookspec.is_empty(merged):
         return 0
-    oci.write_json_atomic(config_path, oci.add_hooks(config, merged))
+    # each hook behind hookbin/hookrun.py: a hung or noisy hook cannot hold the start up
+    oci.write_json_atomic(config_path, oci.add_hooks(config, hookrun.wrap(merged)))
     return sum(len(merged[p]) for p in hookspec.PHASES)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hookbin import install, oci, runtime
+from hookbin.hookrun import unwrap
 from hookbin import spec as hs
 
 from . import ociconfigs
@@ -111,9 +112,9 @@ def test_prepare_bundle_daemon_wide_then_container_specs(tmp_path, docker_root, 
                               "create", "--bundle", str(bundle), ID])
     assert runtime.prepare_bundle(inv) == 4
     config = json.loads((bundle / "config.json").read_text())
-    assert [h["args"] for h in config["hooks"]["prestart"][1:]] == [["ok-hook", "wide"], ["ok-hook", "a"], ["ok-hook", "b"]]
+    assert [unwrap(h)["args"] for h in config["hooks"]["prestart"][1:]] == [["ok-hook", "wide"], ["ok-hook", "a"], ["ok-hook", "b"]]
     assert config["hooks"]["prestart"][0] == {"path": "/existing"}
-    assert config["hooks"]["poststop"][0]["args"] == ["ok-hook", "a-stop"]
+    assert unwrap(config["hooks"]["poststop"][0])["args"] == ["ok-hook", "a-stop"]
     assert config["root"] == {"path": "rootfs"}
 
 
@@ -124,7 +125,7 @@ def test_prepare_bundle_reads_the_annotation(tmp_path, docker_root, bundle, spec
     (bundle / "config.json").write_text(json.dumps(config))
     inv = runtime.parse_argv(["--policy", str(policy_file), "--docker-root", str(docker_root), "create", "-b", str(bundle), ID])
     assert runtime.prepare_bundle(inv) == 1
-    assert json.loads((bundle / "config.json").read_text())["hooks"]["poststart"][0]["args"] == ["ok-hook", "note"]
+    assert unwrap(json.loads((bundle / "config.json").read_text())["hooks"]["poststart"][0])["args"] == ["ok-hook", "note"]
 
 
 def test_prepare_bundle_without_specs_leaves_config_alone(docker_root, bundle):
@@ -237,7 +238,7 @@ def test_front_create_with_label_goes_through_python(tmp_path, front, docker_roo
     assert runc_argv(tmp_path) == ["--root", "/r", "--log", str(tmp_path / "log.json"), "--log-format", "json",
                                    "create", "--bundle", str(bundle), ID]
     hooks = json.loads((bundle / "config.json").read_text())["hooks"]["prestart"]
-    assert [h["path"] for h in hooks] == ["/existing", str(docker_root / "hooks" / "ok-hook")]
+    assert [unwrap(h)["path"] for h in hooks] == ["/existing", str(docker_root / "hooks" / "ok-hook")]
 
 
 def test_front_create_with_bad_spec_logs_json_error_and_never_runs_runc(tmp_path, front, docker_root, bundle, spec_dir, policy_file):
@@ -274,7 +275,7 @@ def test_front_with_daemon_wide_spec_always_merges(tmp_path, front, docker_root,
     res = subprocess.run([exe, "--policy", str(policy_file), "--hook-spec", str(wide), "--docker-root", str(docker_root),
                           "create", "--bundle", str(bundle), ID], capture_output=True, text=True, env={})
     assert res.returncode == 0, res.stderr
-    assert json.loads((bundle / "config.json").read_text())["hooks"]["poststop"][0]["args"] == ["ok-hook", "w"]
+    assert unwrap(json.loads((bundle / "config.json").read_text())["hooks"]["poststop"][0])["args"] == ["ok-hook", "w"]
     assert runc_argv(tmp_path) == ["create", "--bundle", str(bundle), ID]
 
 

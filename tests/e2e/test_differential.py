@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import socket
 from pathlib import Path
 
@@ -101,8 +102,9 @@ def expected_strictness(req: Request, guarded: dict) -> str | None:
         return "a key whose folding differs between Go releases (K, ı, İ)"
     if req.transfer == "chunked" and "[malformed-request]" in msg:
         return "a chunked body: dockerd does not show it to the plugin"
-    if "null" in req.body and any(x in msg for x in ("capability", "--privileged", "host", "--security-opt")):
-        return "a setting given as a string and then null is still read (Go's null keeps scalars)"
+    if ("[dangerous-capability]" in msg and re.search(r'(?i)"cap\w*d"\s*:\s*"', req.body)
+            and re.search(r'(?i)"cap\w*d"\s*:\s*null', req.body)):
+        return "CapAdd given as a string, then null: still read (null keeps a string)"
     return None
 
 
@@ -213,3 +215,6 @@ def test_corpus_replay(plain_daemon, guarded, path):
         assert g["status"] == 403, (path.name, g)
     elif entry["kind"] == "harmless":  # created by both daemons
         assert plain["violations"] == [] and g["status"] == 201, (path.name, plain, g)
+    elif entry["kind"] == "strict":  # harmless, refused as README's deliberate strictness says
+        assert plain["violations"] == [] and g["status"] == 403, (path.name, plain, g)
+        assert expected_strictness(req, g), (path.name, g)

@@ -31,11 +31,12 @@ CREATE = "/v1.41/containers/create"
 
 
 def forwarded(req) -> tuple[bytes, dict]:
-    """What dockerd's AuthZ middleware shows the plugin: the body only with a Content-Length
-    (a chunked body has none, Go drops Transfer-Encoding) and a JSON Content-Type."""
+    """What dockerd's AuthZ middleware shows the plugin for a JSON body: the body, with its
+    Content-Length, or without one when chunked (Go drops Transfer-Encoding; dockerd's
+    CVE-2024-41110 fix forwards chunked bodies, seen on 20.10.24 and 26.1.5)."""
     body = req.body.encode("utf-8")
     if req.transfer == "chunked":
-        return b"", {"Content-Type": "application/json"}
+        return body, {"Content-Type": "application/json"}
     return body, {"Content-Type": "application/json", "Content-Length": str(len(body))}
 
 

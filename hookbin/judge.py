@@ -40,8 +40,9 @@ from hookbin.hostpath import PSEUDO_FS, overlay_dirs
 RUNTIME_RULES = ("privileged", "host-namespace", "dangerous-capability", "seccomp-unconfined",
                  "apparmor-unconfined", "selinux-disabled", "writable-proc-sys",
                  "sensitive-mount", "file-bind-mount", "sensitive-device",
-                 "device-cgroup-rule", "kernel-memory")
-RULE_MODULES = ("privileges", "capabilities", "security", "mounts", "devices", "resources")
+                 "device-cgroup-rule", "kernel-memory",
+                 "cis-capabilities", "cis-mount-propagation")  # the cis profile's, where on (docs/cis.md)
+RULE_MODULES = ("privileges", "capabilities", "security", "mounts", "devices", "resources", "cis")
 
 # OCI namespace type -> the plugin's kind (spec.namespaces) for the ones Docker always makes
 # private unless told to share the host's. user is absent by default (no userns-remap), and so
@@ -50,6 +51,7 @@ NAMESPACE_KINDS = {"pid": "pid", "ipc": "ipc", "uts": "uts", "network": "net", "
 PROC_NS = {"pid": "pid", "ipc": "ipc", "uts": "uts", "network": "net", "mount": "mnt",
            "user": "user", "cgroup": "cgroup"}
 CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
+PROPAGATION = ("shared", "rshared", "slave", "rslave", "private", "rprivate")
 ALLOW_ACTIONS = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG")
 
 # Docker's own mounts, by type and destination: kernel filesystems where a container has them.
@@ -70,7 +72,7 @@ class Mount:
                  propagation=""):
         self.kind, self.source, self.target, self.read_only = kind, source, target, read_only
         self.driver, self.driver_opts, self.origin = driver, driver_opts or {}, origin
-        self.propagation = propagation  # read by the cis profile's rules, which the runtime does not run
+        self.propagation = propagation  # read by cis-mount-propagation (the cis profile)
 
 
 class Device:
@@ -364,8 +366,10 @@ def spec_from_config(config: dict, facts: dict) -> Spec:
             # what a bind exception's :ro is matched on (dockerd 25+ writes rro, recursive, where
             # the kernel has it)
             ro = not {"ro", "rro"}.isdisjoint(_options(m))
+            prop = [o for o in _options(m) if o in PROPAGATION]
             for how, host in binds[i]:
-                spec.mounts.append(Mount("bind", host, dest, read_only=ro, origin=how))
+                spec.mounts.append(Mount("bind", host, dest, read_only=ro, origin=how,
+                                         propagation=prop[-1] if prop else ""))
             continue
         if is_bind(m):
             continue  # Docker's own (not pinned, not judged)

@@ -25,7 +25,8 @@ BUILTIN = os.path.join(PKG_ROOT, "authz", "default_policy.toml")
 # What decides the compiled levels and lists besides the files: part of the cache key.
 CODE = tuple(os.path.join(PKG_ROOT, "authz", *p) for p in (
     ("policy.py",), ("context.py",), ("rules", "__init__.py"), ("rules", "capabilities.py"),
-    ("rules", "devices.py"), ("rules", "mounts.py"), ("exceptions.py",)))
+    ("rules", "devices.py"), ("rules", "mounts.py"), ("exceptions.py",), ("rules", "cis.py"),
+    ("cis_policy.toml",)))
 
 
 class PolicyError(Exception):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from . import rule
 from .capabilities import normalise
-from .hooks import merged_labels
 from .mounts import norm
 from .security import split_opt
 
@@ -220,6 +219,7 @@ def healthcheck(req, spec, ctx):
     test = spec.health_test
     if test and test[0].upper() != "NONE":
         return None
+    from .hooks import merged_labels  # here: dockguard-runtime imports this module on every start
     if any(k.startswith("dockguard.health.") for k in merged_labels(spec, ctx)):
         return None
     if test and test[0].upper() == "NONE":

@@ -17,7 +17,7 @@ from hookbin import hostpath, judge, rtpolicy
 from . import ociconfigs
 from .ociconfigs import ID
 
-DENY_ALL = {r: "deny" for r in judge.RUNTIME_RULES}
+DENY_ALL = {r: "deny" for r in judge.RUNTIME_RULES if not r.startswith("cis-")}  # cis: test_judge_cis.py
 
 
 class Lists:

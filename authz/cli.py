@@ -94,10 +94,11 @@ def cmd_serve(args) -> int:
     docker_host = args.docker_host
 
     def build(policy, inflight=None):
-        from .context import DaemonClient
+        from .audit import AuditLog
+        from .context import DaemonClient, request_contexts
         from .engine import Engine
-        engine = Engine(policy, DaemonClient(docker_host, timeout=policy.lookup_timeout),
-                        self_names=frozenset(names))
+        daemon = DaemonClient(docker_host, timeout=policy.lookup_timeout)
+        engine = Engine(policy, request_contexts(policy, daemon, self_names=frozenset(names)), AuditLog())
         if inflight is not None:  # requests admitted under the old policy still finish
             engine.inflight = inflight
         return engine
@@ -133,7 +134,7 @@ def cmd_check(args) -> int:
     import io
 
     from .audit import AuditLog
-    from .context import DaemonClient
+    from .context import DaemonClient, request_contexts
     from .engine import Engine
     try:
         policy = _policy(args.policy)
@@ -143,8 +144,8 @@ def cmd_check(args) -> int:
     except OSError as exc:
         return fail(f"cannot read request {args.request}: {exc.strerror}")
     log = io.StringIO()
-    engine = Engine(policy, DaemonClient(args.docker_host, timeout=policy.lookup_timeout),
-                    audit=AuditLog(log))
+    daemon = DaemonClient(args.docker_host, timeout=policy.lookup_timeout)
+    engine = Engine(policy, request_contexts(policy, daemon), AuditLog(log))
     decision = engine.request(data)
     audit = log.getvalue().strip().splitlines()
     out = {"Allow": decision.allow, "Msg": decision.msg, "Rules": list(decision.rules)}

@@ -17,13 +17,10 @@ import time
 
 from . import daemondirs
 from .policy import Lists  # noqa: F401 - the compiled lists a RequestContext carries
+from .rules import LookupFailed  # noqa: F401 - raised here, caught by the engine
 
 DEFAULT_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 DEFAULT_RUNTIME_TTL = 10.0
-
-
-class LookupFailed(RuntimeError):
-    """The daemon could not tell us what a rule needs to know."""
 
 
 class DaemonClient:
@@ -210,6 +207,15 @@ class HostFacts:
                 except OSError:
                     self._blkio = False
         return self._blkio
+
+
+def request_contexts(policy, daemon: DaemonClient | None = None, host: HostFacts | None = None,
+                     self_names: frozenset[str] = frozenset()):
+    """The engine's context factory: a fresh RequestContext per request over one shared
+    DaemonClient and HostFacts (built here, at the edge; the engine only calls the factory)."""
+    daemon = daemon or DaemonClient(timeout=policy.lookup_timeout)
+    host = host or HostFacts()
+    return lambda: RequestContext(policy.lists, daemon, host, self_names)
 
 
 class RequestContext:

@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from . import existing
 from . import exceptions as excs
 from . import spec as specs
-from .audit import AuditLog
-from .context import DaemonClient, HostFacts, LookupFailed, RequestContext
 from .gojson import BodyError
 from .inflight import InFlight
 from .policy import Policy
 from .request import AuthzRequest, EnvelopeError, parse_envelope
 from .routes import BODY_ACTIONS, LIFECYCLE_ACTIONS, route
+from .rules import LookupFailed
 
 MAX_BODY = 4 * 1024 * 1024
 # dockerd already says "authorization denied by plugin NAME: ": no prefix of our own (it read
@@ -97,18 +96,15 @@ def _unseen_body(req: AuthzRequest) -> bool:
 
 
 class Engine:
-    def __init__(self, policy: Policy, daemon: DaemonClient | None = None,
-                 host: HostFacts | None = None, audit: AuditLog | None = None,
-                 self_names: frozenset[str] = frozenset(), context_factory=None):
+    def __init__(self, policy: Policy, context_factory, audit):
+        """`context_factory()`: a fresh per-request context (authz/context.py's
+        request_contexts at the edge, plain data in tests); `audit`: the sink with
+        write(**record) (authz/audit.py's AuditLog). The engine builds neither: it does no I/O."""
         self.policy = policy
-        self.daemon = daemon or DaemonClient(timeout=policy.lookup_timeout)
-        self.host = host or HostFacts()
-        self.audit = audit or AuditLog()
-        self.self_names = self_names
+        self.context_factory = context_factory
+        self.audit = audit
         self.inflight = InFlight(policy.inflight_ttl)
         self._existing_rules = None  # computed on first use (authz/existing.py)
-        self.context_factory = context_factory or (
-            lambda: RequestContext(policy.lists, self.daemon, self.host, self_names))
 
     # ---- AuthZReq ----
     def request(self, data: bytes) -> Decision:

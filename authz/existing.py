@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from . import gojson as g
 from . import spec as specs
-from .context import LookupFailed
+from .rules import LookupFailed
 from .request import AuthzRequest
 from .rules.mounts import norm
 

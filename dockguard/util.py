@@ -18,6 +18,15 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
 
 
+# --- errors --------------------------------------------------------------------------------
+
+class DockguardError(Exception):
+    """The common base of every error dockguard reports with its own message (a bad policy,
+    a failed lookup, an untrusted hook-spec, a store that cannot be used, ...): what a CLI
+    prints as `dockguard: error: MESSAGE`, never as a traceback. Each component's error
+    also keeps its historical base (ValueError, OSError, RuntimeError) for its callers."""
+
+
 # --- paths ---------------------------------------------------------------------------------
 
 def within(path: str, top: str) -> bool:

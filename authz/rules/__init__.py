@@ -10,7 +10,14 @@ TYPE_CHECKING = False  # typing/collections.abc are not imported at run time: se
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+from dockguard.util import DockguardError
+
 LEVELS = ("deny", "audit", "off")
+
+
+class LookupFailed(DockguardError, RuntimeError):
+    """The context could not learn what a rule needs to know (the daemon did not answer, a
+    file could not be read): the engine denies, naming the rule; never allow by accident."""
 
 
 class Rule:

@@ -321,9 +321,13 @@ def test_closed_audit_stream_does_not_break_decisions():
     assert engine.request(envelope("GET", "/_ping")).allow
 
 
-def test_engine_builds_its_own_context_lazily():
-    # without a context factory the engine uses the real RequestContext; a read needs none
-    e = Engine(default_policy(), audit=None)
+def test_engine_with_the_real_context_factory_looks_up_lazily():
+    # the edge's factory makes the real RequestContext (and its client) lazily; a read needs none
+    import io
+    from authz.audit import AuditLog
+    from authz.context import request_contexts
+    pol = default_policy()
+    e = Engine(pol, request_contexts(pol), AuditLog(io.StringIO()))
     assert e.request(envelope("GET", "/_ping")).allow
 
 

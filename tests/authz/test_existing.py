@@ -377,11 +377,10 @@ def test_engine_against_a_reloaded_policy_uses_its_own_levels(tmp_path):
     p.write_text('[rules]\nhost-namespace = "off"\n')
     pol = policies.load(p)
     ctx = FakeContext(containers={"x": inspect("x", hc={"PidMode": "host"})})
-    e = Engine(pol, context_factory=lambda: ctx)
     from .helpers import envelope
     import io
     from authz.audit import AuditLog
-    e.audit = AuditLog(io.StringIO())
+    e = Engine(pol, context_factory=lambda: ctx, audit=AuditLog(io.StringIO()))
     assert e.request(envelope("POST", "/containers/x/start")).allow
     e2 = Engine(default_policy(), context_factory=lambda: ctx, audit=AuditLog(io.StringIO()))
     assert not e2.request(envelope("POST", "/containers/x/start")).allow

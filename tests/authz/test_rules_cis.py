@@ -277,3 +277,24 @@ def test_existing_container_propagation_and_apparmor(cis):
     info = copy.deepcopy(INSPECT)
     info["AppArmorProfile"] = "docker-default"
     assert _judge(cis, info, security_options=aa) == set()
+
+
+def test_exceptions_apply_to_cis_rules(tmp_path):
+    p = tmp_path / "p.toml"
+    p.write_text('profile = "cis"\n[[exceptions]]\nname = "ipc"\nrule = "cis-capabilities"\n'
+                 'capability = "IPC_OWNER"\nwhy = "the workload needs it"\n')
+    pol = policies.load(p)
+    allowed(run(pol, good(CapAdd=["IPC_OWNER"])))
+    denied_by(run(pol, good(CapAdd=["IPC_OWNER", "LEASE"])), "cis-capabilities")
+
+
+def test_policy_hash_covers_the_profile(tmp_path, monkeypatch):
+    """The same file under another version of the profile is another policy (audit lines)."""
+    a = tmp_path / "a.toml"
+    a.write_text('profile = "cis"\n')
+    before = policies.load(a).policy_hash
+    text = policies.profile_text("cis").replace('cis-exec-root = "audit"', 'cis-exec-root = "deny"')
+    real = policies.profile_text
+    monkeypatch.setattr(policies, "profile_text", lambda n: text if n == "cis" else real(n))
+    pol = policies.load(a)
+    assert pol.level("cis-exec-root") == "deny" and pol.policy_hash != before

@@ -326,3 +326,17 @@ def test_app_answers_200_to_anything(payload):
             # only an envelope the reader could read is allowed, and never a bodiless body action
             env = json.loads(payload)
             assert isinstance(env, dict) and isinstance(env.get("RequestMethod"), str)
+
+
+@settings(max_examples=examples(150))
+@given(st.data())
+def test_old_api_start_body_never_allows_what_the_model_applies_as_dangerous(data):
+    """An API < 1.24 start body is a HostConfig that dockerd decodes with the create wrapper."""
+    req = gen_create(DrawChooser(data))
+    body, headers = forwarded(req)
+    decision = engine_decision("POST", "/v1.23/containers/web/start", body, headers)
+    for go, outcome in model_outcomes(req.body.encode()).items():
+        if isinstance(outcome, model.GoError):
+            continue
+        bad = model.violations(outcome.host_config)
+        assert not (bad and decision.allow), f"BYPASS ({go}): old-API start applies {bad} from {req.body!r}"

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import gojson
+from dockguard.util import DockguardError
 
 _VERSION = re.compile(r"^/v([0-9.]+)(/.*)?$")
 _HEX = "0123456789abcdefABCDEF"
@@ -32,7 +33,7 @@ def version_less(version: str, than: tuple[int, ...]) -> bool:
     return tuple(parts + [0] * (n - len(parts))) < tuple(list(than) + [0] * (n - len(than)))
 
 
-class EnvelopeError(ValueError):
+class EnvelopeError(DockguardError, ValueError):
     """dockerd's envelope itself is unusable: the request is denied."""
 
 
@@ -179,6 +180,10 @@ class AuthzRequest:
 
 def parse_envelope(data: bytes, *, max_body: int) -> AuthzRequest:
     """dockerd's AuthZ JSON -> AuthzRequest; raise EnvelopeError on anything unusable."""
+    if not data.strip():
+        # seen when the plugin died mid-request: dockerd's retry carries no body
+        raise EnvelopeError("dockerd sent an empty plugin request (its retry after the plugin went "
+                            "away mid-request carries no body); run the command again")
     try:
         env = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:

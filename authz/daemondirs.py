@@ -24,6 +24,7 @@ import tomllib
 from dataclasses import dataclass
 
 from dockguard.util import DEFAULT_DOCKER_ROOT
+from dockguard.util import DockguardError
 
 DEFAULT_CONFIG = "/etc/docker/daemon.json"
 DEFAULT_DATA_ROOT = DEFAULT_DOCKER_ROOT
@@ -34,7 +35,7 @@ DEFAULT_CONTAINERD_ROOT = "/var/lib/containerd"
 DEFAULT_CONTAINERD_STATE = "/run/containerd"
 
 
-class NotFound(RuntimeError):
+class NotFound(DockguardError, RuntimeError):
     """The daemon's process or directories could not be identified."""
 
 

@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import os
 
+from dockguard.util import DockguardError
+
 KINDS = ("bind", "capability", "device")
 KEYS = frozenset(KINDS + ("name", "rule", "image", "label", "why"))
 
 
-class ExceptionError(ValueError):
+class ExceptionError(DockguardError, ValueError):
     """An [[exceptions]] entry is wrong: the policy does not load."""
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 
+from dockguard.util import DockguardError
+
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 _ASCII_LOWER[0x017F] = ord("s")  # LATIN SMALL LETTER LONG S folds to s in every Go release
 # KELVIN SIGN, DOTLESS I, CAPITAL I WITH DOT: fold differs by Go release (Go >= 1.21 folds
@@ -33,7 +35,7 @@ _AMBIGUOUS = ("\u212a", "\u0131", "\u0130")
 MAX_DEPTH = 64
 
 
-class BodyError(ValueError):
+class BodyError(DockguardError, ValueError):
     """The body is not something dockerd would accept, or not something we can read safely."""
 
 

@@ -14,6 +14,7 @@ import os
 import struct
 
 from . import gojson
+from dockguard.util import DockguardError
 
 # Docker's default capabilities (guide: docker默认的权能配置分析).
 DEFAULT_CAPS = frozenset({"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID",
@@ -40,7 +41,7 @@ ACTIONS_ALLOWING = {0x7FFF0000: "ALLOW", 0x7FFC0000: "LOG", 0x7FF00000: "TRACE",
 AUDIT_ARCH_X86_64 = 0xC000003E
 
 
-class ProfileError(ValueError):
+class ProfileError(DockguardError, ValueError):
     pass
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import psutil
 
 from .namespaces import Bind, NamespaceError, Namespaces, PortForward
+from .util import DockguardError
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
@@ -60,7 +61,7 @@ API_OF_RELEASE = {
 _VERSIONS: dict[str, str] = {}
 
 
-class DaemonError(RuntimeError):
+class DaemonError(DockguardError, RuntimeError):
     """The private daemon could not be started or driven."""
 
 

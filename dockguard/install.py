@@ -46,7 +46,7 @@ ENTITLEMENTS = {"network-host": False, "security-insecure": False}
 BUILTIN_RUNTIMES = {"runc", "io.containerd.runc.v2", "io.containerd.runtime.v1.linux"}
 
 
-class InstallError(Exception):
+class InstallError(util.DockguardError):
     """A clear reason to stop before changing anything."""
 
 

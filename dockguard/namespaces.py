@@ -57,7 +57,7 @@ exec sleep infinity </dev/null >/dev/null 2>&1
 KINDS = ("mnt", "net")
 
 
-class NamespaceError(RuntimeError):
+class NamespaceError(util.DockguardError, RuntimeError):
     """The private namespaces could not be made or entered."""
 
 

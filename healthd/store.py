@@ -49,7 +49,7 @@ def _exchange(a: Path, b: Path) -> bool:
     return False
 
 
-class StoreError(RuntimeError):
+class StoreError(util.DockguardError, RuntimeError):
     """The state directory cannot be used (the message says why)."""
 
 

@@ -44,7 +44,7 @@ FRESH_FS = frozenset({"tmpfs", "ramfs"})
 OVERLAY_DIR_OPTS = ("lowerdir", "upperdir", "workdir")
 
 
-class PinError(Exception):
+class PinError(util.DockguardError):
     """A source that cannot be opened or identified: the wrapper refuses the start."""
 
 

@@ -75,7 +75,7 @@ sys.exit(main(sys.argv[1:], {policy!r}))
 """
 
 
-class InstallError(Exception):
+class InstallError(util.DockguardError):
     pass
 
 

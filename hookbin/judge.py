@@ -32,6 +32,7 @@ import posixpath
 import stat
 
 from hookbin.hostpath import PSEUDO_FS, overlay_dirs
+from dockguard.util import DockguardError
 
 # The plugin's rules the runtime enforces (each over fields the OCI config carries). Not here:
 # seccomp-profile (a custom profile is judged at create by the plugin; the runtime sees
@@ -477,7 +478,7 @@ def judge(spec: Spec, ctx, levels, exceptions=(), applied=None) -> tuple[list[tu
 
 # --- the edge -----------------------------------------------------------------------------
 
-class Refused(Exception):
+class Refused(DockguardError):
     """The container must not start: the message names the rules (or why it cannot be judged)."""
 
 

@@ -8,6 +8,8 @@ import os
 import socket
 import struct
 
+from dockguard.util import DockguardError
+
 RTM_NEWLINK = 16
 NLMSG_ERROR = 2
 NLM_F_REQUEST = 1
@@ -18,7 +20,7 @@ IFF_UP = 1
 IFNAMSIZ = 16
 
 
-class NetlinkError(OSError):
+class NetlinkError(DockguardError, OSError):
     pass
 
 

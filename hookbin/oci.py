@@ -16,7 +16,7 @@ MS_BIND = 4096
 HOOK_PHASES = ("prestart", "poststart", "poststop")
 
 
-class OciError(Exception):
+class OciError(util.DockguardError):
     """Bad OCI state or bundle, or a failed namespace/mount operation."""
 
 

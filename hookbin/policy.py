@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 
+from dockguard.util import DockguardError
+
 
 class _Pattern:
     """A regular expression compiled on first use: dockguard-runtime imports this module on
@@ -56,7 +58,7 @@ _NEVER = _Pattern(r"(LD_|PYTHON|PERL|RUBY|NODE_|JAVA_|_JAVA_|GCONV|GLIBC_|MALLOC
 _NAME = _Pattern(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-class PolicyError(ValueError):
+class PolicyError(DockguardError, ValueError):
     """The policy cannot be read or says something invalid: callers fail closed."""
 
 

@@ -29,7 +29,7 @@ CODE = tuple(os.path.join(PKG_ROOT, "authz", *p) for p in (
     ("cis_policy.toml",)))
 
 
-class PolicyError(Exception):
+class PolicyError(util.DockguardError):
     """The policy cannot be used: every create is refused (fail closed)."""
 
 

@@ -33,7 +33,7 @@ BUNDLE_COMMANDS = ("create", "run", "restore")
 RUNC_CANDIDATES = util.RUNC_CANDIDATES
 
 
-class UsageError(Exception):
+class UsageError(util.DockguardError):
     """The wrapper's own options are malformed."""
 
 

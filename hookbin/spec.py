@@ -40,7 +40,7 @@ SHIPPED = {
 }
 
 
-class SpecError(Exception):
+class SpecError(util.DockguardError):
     """A spec (or a set of specs) was refused; `problems` lists every fault found."""
 
     def __init__(self, problems: list[str]):

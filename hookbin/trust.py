@@ -21,7 +21,7 @@ from dockguard import util
 WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
 
 
-class Untrusted(Exception):
+class Untrusted(util.DockguardError):
     """Not something only root could have put there; the message says which component."""
 
 

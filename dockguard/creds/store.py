@@ -40,6 +40,8 @@ import os
 import stat
 import time
 
+from dockguard.util import DockguardError
+
 
 KEY_NAME = "aeskey"
 STORE_NAME = "dockguard-creds.json"
@@ -58,7 +60,7 @@ KEY_REMOVED = "the key was removed: run docker login again"
 _crash_hook = None
 
 
-class CredsError(Exception):
+class CredsError(DockguardError):
     """A refusal whose message is meant for the user; it never holds a secret."""
 
 

@@ -81,7 +81,7 @@ def load(path: str | Path | None = None) -> Policy:
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError(f"policy {path} is not valid TOML: {exc}") from None
         digest.update(b"\0" + raw)
-        _apply_profile(base, user, str(path))
+        digest.update(b"\0" + _apply_profile(base, user, str(path)).encode())  # the profile's text too
         _overlay(base, user, str(path))
         source = str(path)
     pol = compile_policy(base, source)
@@ -102,15 +102,18 @@ def profile_text(name: str) -> str:
     return default_text() if file is None else resources.files("authz").joinpath(file).read_text()
 
 
-def _apply_profile(base: dict, user: dict, where: str) -> None:
-    """Overlay the profile the user's file names (and take the key out of it)."""
+def _apply_profile(base: dict, user: dict, where: str) -> str:
+    """Overlay the profile the user's file names (and take the key out of it); its text."""
     name = user.pop("profile", "guide")
     if not isinstance(name, str) or name not in PROFILES:
         raise PolicyError(f"{where}: profile must be one of {', '.join(map(repr, PROFILES))}, not {name!r}")
     if PROFILES[name] is not None:
-        prof = tomllib.loads(profile_text(name))
+        text = profile_text(name)
+        prof = tomllib.loads(text)
         prof.pop("profile", None)
         _overlay(base, prof, f"profile {name}")
+        return text
+    return ""
 
 
 def _overlay(base: dict, user: dict, where: str) -> None:

@@ -164,6 +164,9 @@ def test_containers_made_before_the_guard_are_judged_at_start(cis):
                  "cis-healthcheck"):
         assert f"[{rule}]" in msg, msg
     assert "existing container old-bare" in msg
+    # judged as it is: an update adding one limit is refused too; disarming passes
+    refused(cis.docker("update", "--memory", "64m", "--memory-swap", "128m", "old-bare"), "cis-memory")
+    ok(cis.docker("update", "--restart", "no", "old-bare"))
     ok(cis.docker("start", "old-good"))
 
 

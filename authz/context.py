@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import time
 
 from . import daemondirs
@@ -30,6 +31,7 @@ class DaemonClient:
         self.base_url = base_url
         self.timeout = timeout
         self._api = None
+        self._api_lock = threading.Lock()
         self._root: str | None = None
         self._default_runtime: tuple[str, float] | None = None
         self._root_paths: frozenset[str] | None = None
@@ -39,12 +41,27 @@ class DaemonClient:
     @property
     def api(self):
         if self._api is None:
-            import docker
-            if self.base_url:
-                self._api = docker.APIClient(base_url=self.base_url, version="auto", timeout=self.timeout)
-            else:
-                self._api = docker.from_env(version="auto", timeout=self.timeout).api
+            with self._api_lock:  # one client made, not one per waiting request
+                if self._api is None:
+                    self._api = self._make_api()
         return self._api
+
+    def _make_api(self):
+        """The client at the daemon's API version, read from /_ping's API-Version header.
+        The SDK's "auto" asks /version instead, which dockerd answers only after querying
+        containerd and running runc: with 1000 clients that took ~40 s, past the lookup
+        timeout, and every create whose rules look something up was refused."""
+        import docker
+        from docker.constants import MINIMUM_DOCKER_API_VERSION as least
+        if self.base_url:
+            api = docker.APIClient(base_url=self.base_url, version=least, timeout=self.timeout)
+        else:
+            api = docker.from_env(version=least, timeout=self.timeout).api
+        res = api._get(api.base_url + "/_ping")
+        res.raise_for_status()
+        version = res.headers.get("API-Version")
+        api._version = version if version else api._retrieve_server_version()
+        return api
 
     def socket_path(self) -> str | None:
         url = self.base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"

@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from authz.launch import PluginProcess  # noqa: E402
-from dockguard.daemon import PrivateDaemon  # noqa: E402
+from dockguard.harness.plugin import PluginProcess  # noqa: E402
+from dockguard.harness.daemon import PrivateDaemon  # noqa: E402
 
 REQ = b"GET /v1.41/containers/json HTTP/1.1\r\nHost: docker\r\n\r\n"
 

@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from authz import existing, policy as policies  # noqa: E402
-from authz.launch import PluginProcess  # noqa: E402
-from dockguard.daemon import PrivateDaemon  # noqa: E402
+from dockguard.harness.plugin import PluginProcess  # noqa: E402
+from dockguard.harness.daemon import PrivateDaemon  # noqa: E402
 
 
 def post(sock: Path, path: str, body: bytes) -> tuple[int, bytes]:

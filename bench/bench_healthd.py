@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dockguard.daemon import PrivateDaemon  # noqa: E402
+from dockguard.harness.daemon import PrivateDaemon  # noqa: E402
 from healthd.store import read_all  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")

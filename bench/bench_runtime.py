@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dockguard.daemon import PrivateDaemon
+from dockguard.harness.daemon import PrivateDaemon
 from hookbin import install
 
 TARGET = 1.15

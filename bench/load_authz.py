@@ -219,8 +219,8 @@ def table(results: dict[str, tuple[Tally, float]]) -> str:
 
 
 def start_setup(kind: str, tag: str, max_inflight: int | None):
-    from authz.launch import PluginProcess
-    from dockguard.daemon import PrivateDaemon
+    from dockguard.harness.plugin import PluginProcess
+    from dockguard.harness.daemon import PrivateDaemon
     base = Path(tempfile.mkdtemp(prefix=f"dgl{tag}", dir="/tmp"))
     plugin, names = None, []
     if kind != "none":

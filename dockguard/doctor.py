@@ -57,13 +57,13 @@ def _api(docker_host: str | None):
 
 def _answers(sock: Path) -> bool | None:
     """True: a plugin answers Activate; False: nothing listens; None: not a socket."""
-    from authz.launch import activate
+    from dockguard.util import plugin_implements
     try:
         if not stat.S_ISSOCK(sock.lstat().st_mode):
             return None
     except OSError:
         return None
-    return activate(sock, timeout=3.0)
+    return "authz" in (plugin_implements(sock, timeout=3.0) or [])
 
 
 def _spec_address(path: Path) -> str | None:

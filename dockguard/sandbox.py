@@ -130,8 +130,8 @@ def authz_walkthrough(step) -> None:
 
 
 def cmd_up(args) -> int:
-    from authz.launch import PluginProcess
-    from dockguard.daemon import PrivateDaemon
+    from dockguard.harness.plugin import PluginProcess
+    from dockguard.harness.daemon import PrivateDaemon
 
     base = Path(args.dir)
     state = _read_state(base)
@@ -239,7 +239,7 @@ def _stop_pid(pid: int | None, group: bool, timeout: float = 30.0) -> None:
 def _teardown(base: Path, state: dict) -> None:
     """Stop what `up` started, by recorded pid and start time, and the daemon's namespaces
     with what runs in them (PrivateDaemon.stop: found by namespace, never by command line)."""
-    from dockguard.daemon import PrivateDaemon
+    from dockguard.harness.daemon import PrivateDaemon
     _stop_pid(_ours(state.get("healthd")), group=True)
     if isinstance(state.get("dockerd"), int):        # started by an older version, outside namespaces
         _stop_pid(_ours(state["dockerd"]), group=False)

@@ -179,6 +179,20 @@ def unix_connection(path: str, timeout: float = 30.0, host: str = "docker"):
     return UnixHTTPConnection(host, timeout=timeout)
 
 
+def plugin_implements(path, timeout: float = 2.0) -> list[str] | None:
+    """POST /Plugin.Activate to a Docker plugin socket: the interfaces it implements
+    (["authz"], ...), or None when nothing answers as a plugin."""
+    import json
+    try:
+        status, body = unix_request(path, "POST", "/Plugin.Activate", b"", timeout, host="plugin",
+                                    headers={"Connection": "close"})
+        doc = json.loads(body) if status == 200 else None
+    except (OSError, ValueError):
+        return None
+    impl = doc.get("Implements") if isinstance(doc, dict) else None
+    return [str(i) for i in impl] if isinstance(impl, list) else None
+
+
 def unix_request(path, method: str, url: str, body: bytes | None = None, timeout: float = 30.0,
                  headers: dict | None = None, host: str = "docker") -> tuple[int, bytes]:
     """One HTTP request over the unix socket `path`: (status, body). OSError when unreachable."""

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from dockguard import util
+
 DEMO = "healthd-demo"
 _state_dir: Path | None = None
 
@@ -27,24 +29,19 @@ def start(daemon, state_dir: Path, timeout: float = 20.0) -> subprocess.Popen:
     global _state_dir
     state_dir = Path(state_dir)
     state_dir.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path(state_dir), "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dockguard.cli", "healthd", "run", "--docker-host", daemon.host,
-         "--state-dir", str(state_dir)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    log.close()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
+    proc = util.spawn([sys.executable, "-m", "dockguard.cli", "healthd", "run", "--docker-host",
+                       daemon.host, "--state-dir", str(state_dir)], log_path(state_dir))
+
+    def connected() -> bool:
         try:
             m = json.loads((state_dir / ".metrics.json").read_text())
-            if m.get("pid") == proc.pid and m.get("connected"):
-                _state_dir = state_dir
-                return proc
         except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
+            return False
+        return m.get("pid") == proc.pid and bool(m.get("connected"))
+
+    if util.wait_ready(proc, connected, timeout):
+        _state_dir = state_dir
+        return proc
     if proc.poll() is None:
         proc.terminate()
         proc.wait(10)

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from authz.launch import PluginProcess
-from dockguard.daemon import DaemonError, Engine, PrivateDaemon, version_tuple
+from dockguard.harness.plugin import PluginProcess
+from dockguard.harness.daemon import DaemonError, Engine, PrivateDaemon, version_tuple
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -11,25 +11,23 @@ and CLI plugins (docker-buildx) of the same install tree then come first (see `E
 from __future__ import annotations
 
 import hashlib
-import http.client
 import io
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tarfile
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
 from .namespaces import Bind, NamespaceError, Namespaces, PortForward
-from .util import DockguardError
+from dockguard import util
+from dockguard.util import DockguardError
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
@@ -190,15 +188,9 @@ def busybox_rootfs_tar(dest: Path, busybox: str | None = None) -> Path:
     return dest
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float):
-        super().__init__("docker", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self._path)
+def _UnixHTTPConnection(path: str, timeout: float):
+    """An http.client connection to dockerd's unix socket (kept for the tests that use it)."""
+    return util.unix_connection(path, timeout)
 
 
 @dataclass
@@ -339,17 +331,12 @@ class PrivateDaemon:
             argv = self.namespaces.enter_argv(self.argv())
         except NamespaceError as e:
             raise DaemonError(str(e)) from None
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                     env=self.env(), start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise DaemonError(f"dockerd exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if self.socket.exists() and self.ping():
-                return self
-            time.sleep(0.1)
+        self.proc = util.spawn(argv, self.log_path, env=self.env())
+        ready = util.wait_ready(self.proc, lambda: self.socket.exists() and self.ping(), timeout)
+        if ready:
+            return self
+        if ready is False:
+            raise DaemonError(f"dockerd exited with {self.proc.returncode}:\n{self.log_tail()}")
         self.stop()
         raise DaemonError(f"dockerd did not answer within {timeout}s:\n{self.log_tail()}")
 
@@ -395,24 +382,13 @@ class PrivateDaemon:
     def ping(self) -> bool:
         """GET /_ping over the socket (authz plugins are asked about it too)."""
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(2)
-                s.connect(str(self.socket))
-                s.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
-                data = s.recv(4096)
-            return data.startswith(b"HTTP/1.1 200")
+            return util.unix_request(self.socket, "GET", "/_ping", timeout=2)[0] == 200
         except OSError:
             return False
 
     def api(self, method: str, path: str, timeout: float = 30) -> tuple[int, bytes]:
         """One raw request over the socket (no CLI, no SDK): (status, body)."""
-        conn = _UnixHTTPConnection(str(self.socket), timeout)
-        try:
-            conn.request(method, path, headers={"Host": "docker"})
-            resp = conn.getresponse()
-            return resp.status, resp.read()
-        finally:
-            conn.close()
+        return util.unix_request(self.socket, method, path, timeout=timeout)
 
     def version(self) -> dict:
         """GET /version of the running daemon: Version, ApiVersion, MinAPIVersion, ..."""

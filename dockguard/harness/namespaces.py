@@ -34,7 +34,7 @@ from pathlib import Path
 
 import psutil
 
-from . import util
+from dockguard import util
 
 HOLDER_SH = r"""
 set -e

@@ -7,29 +7,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from dockguard import util
 
 PLUGIN_DIR = Path("/run/docker/plugins")
 
 
 def activate(sock: Path, timeout: float = 2.0) -> bool:
     """POST /Plugin.Activate over the socket; True when it answers as an authz plugin."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
-            s.connect(str(sock))
-            s.sendall(b"POST /Plugin.Activate HTTP/1.1\r\nHost: plugin\r\nContent-Length: 0\r\n"
-                      b"Connection: close\r\n\r\n")
-            data = b""
-            while chunk := s.recv(4096):
-                data += chunk
-        return data.startswith(b"HTTP/1.1 200") and b'"authz"' in data
-    except OSError:
-        return False
+    return "authz" in (util.plugin_implements(sock, timeout) or [])
 
 
 class PluginProcess:
@@ -61,18 +50,13 @@ class PluginProcess:
 
     def start(self, timeout: float = 30.0) -> "PluginProcess":
         self.socket.parent.mkdir(parents=True, exist_ok=True)
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        if self.log_path:
-            out.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"authz plugin exited with {self.proc.returncode}: {self.log_tail()}")
-            if self.socket.exists() and activate(self.socket):
-                return self
-            time.sleep(0.05)
+        self.proc = util.spawn(self.command(), self.log_path)
+        ready = util.wait_ready(self.proc, lambda: self.socket.exists() and activate(self.socket),
+                                timeout, interval=0.05)
+        if ready:
+            return self
+        if ready is False:
+            raise RuntimeError(f"authz plugin exited with {self.proc.returncode}: {self.log_tail()}")
         self.stop()
         raise RuntimeError(f"authz plugin did not answer within {timeout}s: {self.log_tail()}")
 

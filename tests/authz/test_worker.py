@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from authz.launch import PluginProcess
+from dockguard.harness.plugin import PluginProcess
 from authz.worker import lean_head
 
 from .helpers import envelope, hc

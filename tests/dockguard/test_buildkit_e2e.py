@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from authz.launch import PluginProcess
-from dockguard.daemon import PrivateDaemon
+from dockguard.harness.plugin import PluginProcess
+from dockguard.harness.daemon import PrivateDaemon
 from dockguard.install import ENTITLEMENTS, policy_override
 from tests.conftest import IN_CI, require_dockerd, short_tmpdir
 

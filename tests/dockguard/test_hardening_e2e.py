@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from authz.launch import PLUGIN_DIR, activate
-from dockguard.daemon import PrivateDaemon
+from dockguard.harness.plugin import PLUGIN_DIR, activate
+from dockguard.harness.daemon import PrivateDaemon
 from dockguard.install import data_text
 from tests.conftest import require_dockerd, short_tmpdir
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dockguard.daemon import PrivateDaemon
+from dockguard.harness.daemon import PrivateDaemon
 from tests.conftest import require_dockerd, short_tmpdir
 
 pytestmark = pytest.mark.docker

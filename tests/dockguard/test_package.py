@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from authz.launch import activate
+from dockguard.harness.plugin import activate
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = ("setup.cfg", "pyproject.toml", "README.md", "dockguard", "authz", "hookbin", "healthd")

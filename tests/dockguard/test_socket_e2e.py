@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from authz.launch import PLUGIN_DIR
-from dockguard.daemon import PrivateDaemon
+from dockguard.harness.plugin import PLUGIN_DIR
+from dockguard.harness.daemon import PrivateDaemon
 from tests.conftest import require_dockerd, short_tmpdir
 
 pytestmark = pytest.mark.docker

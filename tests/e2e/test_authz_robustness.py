@@ -188,7 +188,7 @@ def test_failed_lookup_denies(guarded_factory, tmp_path):
     """A plugin whose daemon lookups fail refuses what needs them, and only that."""
     g = guarded_factory()
     g.plugin.stop()
-    from authz.launch import PluginProcess
+    from dockguard.harness.plugin import PluginProcess
     p = PluginProcess(g.plugin.name, docker_host=f"unix://{tmp_path}/nowhere.sock",
                       log_path=g.plugin.log_path, plugin_dir=g.daemon.plugin_dir)
     p.start()
@@ -263,7 +263,7 @@ def test_named_volume_made_earlier_with_bind_is_checked_at_use(strict):
 def test_containers_made_before_dockguard_cannot_be_used_as_a_back_door(daemon_factory):
     """A daemon that ran unguarded has a host-network container and one binding /etc; once
     dockguard guards it, joining the first or inheriting the second's volumes is refused."""
-    from authz.launch import PluginProcess
+    from dockguard.harness.plugin import PluginProcess
     d = daemon_factory()
     assert d.docker("create", "--name", "hostnetc", "--net", "host", "busybox", "sleep", "600").returncode == 0
     assert d.docker("create", "--name", "etcc", "-v", "/etc:/x", "busybox", "true").returncode == 0

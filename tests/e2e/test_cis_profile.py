@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from authz import policy as policies
-from authz.launch import PluginProcess
-from dockguard.daemon import PrivateDaemon
+from dockguard.harness.plugin import PluginProcess
+from dockguard.harness.daemon import PrivateDaemon
 
 from tests.conftest import engine_info
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from authz.existing import WHY
-from authz.launch import PluginProcess
-from dockguard.daemon import PrivateDaemon
+from dockguard.harness.plugin import PluginProcess
+from dockguard.harness.daemon import PrivateDaemon
 
 from .rawapi import raw
 

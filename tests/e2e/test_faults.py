@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from authz.launch import PluginProcess
-from dockguard.daemon import PrivateDaemon
+from dockguard.harness.plugin import PluginProcess
+from dockguard.harness.daemon import PrivateDaemon
 from tests.conftest import require_dockerd, short_tmpdir
 from tests.dockguard.test_socket_e2e import HeldPlugin
 from tests.e2e.test_load import load

@@ -18,7 +18,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from dockguard.namespaces import KINDS, ns_id
+from dockguard.harness.namespaces import KINDS, ns_id
 
 PLUGIN_DIRS = ("/run/docker/plugins", "/etc/docker/plugins", "/usr/lib/docker/plugins")
 

@@ -175,7 +175,7 @@ def _post(sock: Path, url: str, body: bytes = b"", timeout: float = 60) -> tuple
 
 
 def test_a_request_in_flight_is_answered_across_a_reload(tmp_path):
-    from authz.launch import PluginProcess
+    from dockguard.harness.plugin import PluginProcess
     base = short_tmpdir("dgif")
     fake = _SlowDocker(str(base / "docker.sock"), _Handler)
     threading.Thread(target=fake.serve_forever, daemon=True).start()

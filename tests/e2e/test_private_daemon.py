@@ -13,7 +13,7 @@ def test_containerd_namespace_is_valid_whatever_the_directory_name():
     import re
     from pathlib import Path
 
-    from dockguard.daemon import PrivateDaemon
+    from dockguard.harness.daemon import PrivateDaemon
     for name in ("dga_cf6vnk_", "_x", "a__b", "dg.x-", "UPPER"):
         ns = PrivateDaemon(Path("/tmp") / name).namespace
         assert re.fullmatch(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*", ns), ns

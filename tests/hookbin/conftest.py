@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dockguard.daemon import PrivateDaemon
+from dockguard.harness.daemon import PrivateDaemon
 from hookbin import install
 from hookbin.policy import HookPolicy
 

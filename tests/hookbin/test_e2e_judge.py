@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from authz.rules import all_rules
-from dockguard.daemon import _UnixHTTPConnection
+from dockguard.harness.daemon import _UnixHTTPConnection
 from hookbin import install
 
 from ..conftest import short_tmpdir
@@ -308,3 +308,44 @@ def test_a_directory_that_stays_a_directory_restarts(two, tmp_dir):
     st = state(two, "keeps")
     two.docker("rm", "-f", "keeps")
     assert runs >= 3 and not st.get("Error"), (runs, st)
+
+
+def test_a_source_removed_at_random_times_is_never_a_raw_runc_error(two, tmp_dir):
+    """The source of a restarting container removed and put back at random moments (so some
+    land between the runtime's pinning and runc's mount, where the kernel refuses to bind a
+    removed directory): every start either runs or is the runtime's clear refusal naming the
+    source, never runc's error about a staging path."""
+    import random
+    import threading
+    w = tmp_dir / "w"
+    w.mkdir()
+    two.docker("run", "-d", "--name", "flaky", "--restart", "always", "-v", f"{w}:/w", "busybox",
+               "sh", "-c", "sleep 0.2", check=True)
+    stop = threading.Event()
+
+    def churn():
+        rnd = random.Random(8)
+        while not stop.is_set():
+            try:
+                w.rmdir()
+            except OSError:
+                pass
+            time.sleep(rnd.uniform(0, 0.3))
+            w.mkdir(exist_ok=True)
+            time.sleep(rnd.uniform(0, 0.3))
+
+    t = threading.Thread(target=churn, daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not state(two, "flaky").get("Error"):
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        t.join()
+    st = state(two, "flaky")
+    two.docker("rm", "-f", "flaky")
+    err = st.get("Error") or ""
+    assert err, f"no start landed in the window in 60 s: {st}"
+    assert "dockguard-runtime: refused" in err and f"bind source {w}" in err, st
+    assert "/run/dockguard/pins" not in err, st

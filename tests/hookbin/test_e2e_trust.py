@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from dockguard.daemon import busybox_rootfs_tar
+from dockguard.harness.daemon import busybox_rootfs_tar
 from hookbin import spec as hs
 
 pytestmark = pytest.mark.docker

@@ -180,6 +180,10 @@ class AuthzRequest:
 
 def parse_envelope(data: bytes, *, max_body: int) -> AuthzRequest:
     """dockerd's AuthZ JSON -> AuthzRequest; raise EnvelopeError on anything unusable."""
+    if not data.strip():
+        # seen when the plugin died mid-request: dockerd's retry carries no body
+        raise EnvelopeError("dockerd sent an empty plugin request (its retry after the plugin went "
+                            "away mid-request carries no body); run the command again")
     try:
         env = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -15,7 +15,7 @@ from .inflight import InFlight
 from .policy import Policy
 from .request import AuthzRequest, EnvelopeError, parse_envelope
 from .routes import BODY_ACTIONS, LIFECYCLE_ACTIONS, route
-from .rules import LookupFailed
+from .rules import LookupFailed, finding
 
 MAX_BODY = 4 * 1024 * 1024
 # dockerd already says "authorization denied by plugin NAME: ": no prefix of our own (it read
@@ -158,12 +158,8 @@ class Engine:
                 problems = [f"{exc} (dockguard cannot check this rule without it)"]
             except BodyError as exc:
                 return self._deny_malformed(req, str(exc))
-            if not problems:
-                continue
-            if isinstance(problems, str):
-                problems = [problems]
-            text = f"[{rule.id}] {'; '.join(problems)}: {rule.reason}. Safely: {rule.hint}."
-            (denies if level == "deny" else audits).append((rule.id, text))
+            if problems:
+                (denies if level == "deny" else audits).append((rule.id, finding(rule, problems)))
 
         self._judge_existing(req, ctx, denies, audits, applied)
         if lifecycle and not denies:
@@ -173,8 +169,7 @@ class Engine:
                 if not self.inflight.try_start(key, self.policy.max_inflight):
                     from .rules import REGISTRY
                     r = REGISTRY["inflight-limit"]
-                    text = (f"[inflight-limit] {self.policy.max_inflight} lifecycle operations already "
-                            f"in flight: {r.reason}. Safely: {r.hint}.")
+                    text = finding(r, f"{self.policy.max_inflight} lifecycle operations already in flight")
                     (denies if level == "deny" else audits).append((r.id, text))
         if denies:
             msg = PREFIX + " ".join(t for _, t in denies)

@@ -165,15 +165,20 @@ def _need_obj(o, path: str) -> None:
         raise BodyError(f"{path or 'body'} must be an object, not {_jtype(o)}")
 
 
+def _field(o: Obj | None, name: str, path: str):
+    """Member `name` of the object `o`; None when `o` is absent or the member absent or null."""
+    if o is None:
+        return None
+    _need_obj(o, path)
+    return o.get(name)
+
+
 def _where(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
 def obj(o: Obj | None, name: str, path: str = "") -> Obj | None:
-    if o is None:
-        return None
-    _need_obj(o, path)
-    v = o.get(name)
+    v = _field(o, name, path)
     if v is None or isinstance(v, Obj):
         return v
     raise BodyError(f"{_where(path, name)} must be an object, not {_jtype(v)}")
@@ -201,10 +206,7 @@ def pointer_obj(o: Obj | None, name: str, path: str = "") -> Obj | None:
 
 
 def boolean(o: Obj | None, name: str, path: str = "") -> bool:
-    if o is None:
-        return False
-    _need_obj(o, path)
-    v = o.get(name)
+    v = _field(o, name, path)
     if v is None:
         return False
     if isinstance(v, bool):
@@ -213,10 +215,7 @@ def boolean(o: Obj | None, name: str, path: str = "") -> bool:
 
 
 def integer(o: Obj | None, name: str, path: str = "") -> int:
-    if o is None:
-        return 0
-    _need_obj(o, path)
-    v = o.get(name)
+    v = _field(o, name, path)
     if v is None:
         return 0
     if isinstance(v, int) and not isinstance(v, bool):
@@ -227,10 +226,7 @@ def integer(o: Obj | None, name: str, path: str = "") -> int:
 
 
 def string(o: Obj | None, name: str, path: str = "") -> str:
-    if o is None:
-        return ""
-    _need_obj(o, path)
-    v = o.get(name)
+    v = _field(o, name, path)
     if v is None:
         return ""
     if isinstance(v, str):
@@ -240,10 +236,7 @@ def string(o: Obj | None, name: str, path: str = "") -> str:
 
 def strings(o: Obj | None, name: str, path: str = "", *, strslice: bool = False) -> list[str] | None:
     """A []string field (None when absent or null); `strslice` also takes a bare string."""
-    if o is None:
-        return None
-    _need_obj(o, path)
-    v = o.get(name)
+    v = _field(o, name, path)
     if v is None:
         return None
     if strslice and isinstance(v, str):
@@ -256,10 +249,7 @@ def strings(o: Obj | None, name: str, path: str = "", *, strslice: bool = False)
 
 def objects(o: Obj | None, name: str, path: str = "") -> list[Obj]:
     """A []struct field; null elements are skipped (Go leaves them zero)."""
-    if o is None:
-        return []
-    _need_obj(o, path)
-    v = o.get(name)
+    v = _field(o, name, path)
     if v is None:
         return []
     if isinstance(v, list) and all(x is None or isinstance(x, Obj) for x in v):
@@ -268,10 +258,7 @@ def objects(o: Obj | None, name: str, path: str = "") -> list[Obj]:
 
 
 def string_map(o: Obj | None, name: str, path: str = "") -> dict[str, str]:
-    if o is None:
-        return {}
-    _need_obj(o, path)
-    v = o.get(name)
+    v = _field(o, name, path)
     if v is None:
         return {}
     if not isinstance(v, Obj):
@@ -285,10 +272,7 @@ def string_map(o: Obj | None, name: str, path: str = "") -> dict[str, str]:
 
 def string_map_keys(o: Obj | None, name: str, path: str = "") -> list[str]:
     """The keys of a map field whose values we do not read (map[string]struct{})."""
-    if o is None:
-        return []
-    _need_obj(o, path)
-    v = o.get(name)
+    v = _field(o, name, path)
     if v is None:
         return []
     if not isinstance(v, Obj):

@@ -455,6 +455,7 @@ def judge(spec: Spec, ctx, levels, exceptions=(), applied=None) -> tuple[list[tu
     """(denies, audits) as (rule id, message), worded as the plugin words them; the policy's
     exceptions (authz/exceptions.py, the plugin's matching) that applied go to `applied`."""
     from authz import exceptions as excs
+    from authz.rules import finding
     denies, audits = [], []
     req = Request()
     for rule in rules():
@@ -467,12 +468,8 @@ def judge(spec: Spec, ctx, levels, exceptions=(), applied=None) -> tuple[list[tu
                 applied += used
         except Exception as exc:  # noqa: BLE001 - a rule the runtime cannot run refuses
             problems = [f"dockguard-runtime could not evaluate this rule ({type(exc).__name__}: {exc})"]
-        if not problems:
-            continue
-        if isinstance(problems, str):
-            problems = [problems]
-        text = f"[{rule.id}] {'; '.join(problems)}: {rule.reason}. Safely: {rule.hint}."
-        (denies if level == "deny" else audits).append((rule.id, text))
+        if problems:
+            (denies if level == "deny" else audits).append((rule.id, finding(rule, problems)))
     return denies, audits
 
 

@@ -78,14 +78,15 @@ def _is_str_list(value) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
+def _unknown_keys(d: dict, allowed, what: str) -> list[str]:
+    return [f"{what} {k!r} (allowed: {', '.join(allowed)})" for k in d if k not in allowed]
+
+
 def check_hook_shape(hook, where: str) -> list[str]:
     """The guide's per-hook rules that need no filesystem: fields, types, timeout range."""
     if not isinstance(hook, dict):
         return [f"{where}: must be an object with path, args, env (got {type(hook).__name__})"]
-    problems = []
-    for key in hook:
-        if key not in HOOK_KEYS:
-            problems.append(f"{where}: unknown field {key!r} (allowed: {', '.join(HOOK_KEYS)})")
+    problems = _unknown_keys(hook, HOOK_KEYS, f"{where}: unknown field")
     for key in REQUIRED_HOOK_KEYS:
         if key not in hook:
             problems.append(f"{where}.{key}: missing (path, args and env are required)")
@@ -128,10 +129,7 @@ def check_shape(doc) -> list[str]:
     """Problems with a decoded spec document's shape (empty list: well-formed)."""
     if not isinstance(doc, dict):
         return [f"a hook-spec must be a JSON object with {', '.join(PHASES)} (got {type(doc).__name__})"]
-    problems = []
-    for key in doc:
-        if key not in PHASES:
-            problems.append(f"unknown key {key!r} (allowed: {', '.join(PHASES)})")
+    problems = _unknown_keys(doc, PHASES, "unknown key")
     for phase in PHASES:
         hooks = doc.get(phase)
         if hooks is None:

@@ -56,6 +56,14 @@ def rule(id: str, *, actions: Iterable[str], reason: str, hint: str):
     return deco
 
 
+def finding(rule: Rule, problems) -> str:
+    """A rule's findings as every denial reads: the rule id, what was found, why, and how to
+    do it safely (`problems`: one string or a list of them)."""
+    if isinstance(problems, str):
+        problems = [problems]
+    return f"[{rule.id}] {'; '.join(problems)}: {rule.reason}. Safely: {rule.hint}."
+
+
 def all_rules() -> dict[str, Rule]:
     # Importing the concern modules registers their rules, once.
     from . import (api, capabilities, devices, health, hooks, lifecycle, mounts, naming,  # noqa: F401

@@ -204,3 +204,52 @@ def test_plugin_gone_fails_closed_then_recovers(guarded_factory, tmp_path):
     assert g.docker("ps").returncode == 0
     r = g.docker("run", "--rm", "--privileged", "busybox:latest", "true")
     assert r.returncode != 0 and "[privileged]" in r.stderr
+
+
+def test_invalid_policy_on_reload_keeps_the_last_good_one_in_a_respawned_worker(tmp_path):
+    """SIGHUP with a broken file keeps the last good policy in the worker (test_systemd) and
+    in the master too: a worker respawned after a SIGKILL starts with it, not with the
+    broken file or the built-in policy."""
+    from tests.dockguard.test_systemd import kill_decision, serve_cmd, stop
+    sock = tmp_path / "p.sock"
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[rules]\nkill = "audit"\n')
+    log = open(tmp_path / "plugin.log", "wb")
+    proc = subprocess.Popen([*serve_cmd(policy)[:-2], "--docker-host", "unix:///nonexistent.sock",
+                             "--socket", str(sock)], stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+    def worker() -> list[str]:
+        return subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+
+    def wait(pred, what):
+        deadline = time.monotonic() + 60
+        while not pred():
+            assert time.monotonic() < deadline and proc.poll() is None, \
+                what + (tmp_path / "plugin.log").read_text()[-2000:]
+            time.sleep(0.1)
+
+    try:
+        wait(lambda: sock.exists() and len(worker()) == 1, "plugin up")
+        assert kill_decision(sock) is True                         # good policy: audit
+        policy.write_text('[rules]\nkill = "deny"\n')
+        os.kill(proc.pid, signal.SIGHUP)
+        wait(lambda: "policy reloaded" in (tmp_path / "plugin.log").read_text(), "reload")
+        assert kill_decision(sock) is False                        # new good policy: deny
+        policy.write_text('[rules]\nkill = "maybe"\n')             # broken
+        os.kill(proc.pid, signal.SIGHUP)
+        wait(lambda: (tmp_path / "plugin.log").read_text().count("reload failed") >= 2, "both refuse")
+        assert kill_decision(sock) is False
+        old = worker()
+        os.kill(int(old[0]), signal.SIGKILL)
+        wait(lambda: worker() and worker() != old, "respawn")
+        wait(lambda: _answers(sock), "the new worker answers")
+        assert kill_decision(sock) is False                        # still the last good: deny
+    finally:
+        stop(proc)
+        log.close()
+
+
+def _answers(sock) -> bool:
+    from authz.launch import activate
+    return activate(sock)

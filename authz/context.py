@@ -269,6 +269,16 @@ class RequestContext:
     def docker_root(self) -> str:
         return self._daemon.docker_root()
 
+    def hook_spec_problems(self, value: str) -> list[str]:
+        """What is wrong with a `dockguard.hook-spec` value: the spec files it names are read
+        and their directories walked here, at the edge (hookbin/spec.py, the same checks
+        dockguard-runtime applies), under the policy's [hookspec]; memoised per request."""
+        return self._memoised(("hs", value), self._hook_spec_problems, value)
+
+    def _hook_spec_problems(self, value: str) -> list[str]:
+        from hookbin.spec import check_label
+        return list(check_label(value, self.docker_root(), getattr(self.lists, "hookspec", None)))
+
     def default_runtime(self) -> str:
         return self._memoised(("rt",), self._daemon.default_runtime)
 

@@ -49,9 +49,6 @@ def hook_spec(req, spec, ctx):
 
 def check_hook_spec(value: str, ctx) -> list[str]:
     """Problems with a `dockguard.hook-spec` value, wherever it is given (label or
-    annotation: authz/rules/annotation.py calls this too)."""
-    try:
-        from hookbin.spec import check_label
-    except ImportError:
-        return ["hook-spec given but hookbin's validation is not installed"]
-    return list(check_label(value, ctx.docker_root(), getattr(ctx.lists, "hookspec", None)))
+    annotation: authz/rules/annotation.py calls this too). Reading the spec files is the
+    context's (a fact it provides), not the rule's."""
+    return ctx.hook_spec_problems(value)

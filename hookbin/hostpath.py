@@ -23,6 +23,7 @@ plain data.
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -45,7 +46,21 @@ OVERLAY_DIR_OPTS = ("lowerdir", "upperdir", "workdir")
 
 
 class PinError(util.DockguardError):
-    """A source that cannot be opened or identified: the wrapper refuses the start."""
+    """A source that cannot be opened, identified or staged: the wrapper refuses the start.
+
+    `source` (the path as config.json names it) and `why` (what is wrong with it) when the
+    problem is the source's own; the judge adds the destination and the hint."""
+
+    def __init__(self, msg: str, source: str | None = None, why: str | None = None):
+        super().__init__(msg)
+        self.source, self.why, self.destination = source, why, None
+
+
+def _source_error(source: str, why: str) -> PinError:
+    return PinError(f"bind source {source} {why}", source, why)
+
+
+GONE = "was removed after it was judged (the kernel mounts no removed directory or file)"
 
 
 # --- /proc/self/mountinfo (pure) ----------------------------------------------------------
@@ -176,7 +191,12 @@ def pin(source: str) -> Pinned:
     try:
         fd = os.open(source, os.O_PATH | os.O_CLOEXEC)
     except OSError as exc:
-        raise PinError(f"bind source {source}: {exc.strerror or exc}") from None
+        if exc.errno == errno.ENOENT:
+            # dockerd makes a missing -v source before the start: it was removed since (or
+            # is a symlink to nothing)
+            raise _source_error(source, "does not exist (removed after dockerd prepared the "
+                                        "container, or a symlink to nothing)") from None
+        raise _source_error(source, f"cannot be opened: {exc.strerror or exc}") from None
     try:
         st = os.fstat(fd)
         path = os.readlink(f"/proc/self/fd/{fd}")
@@ -187,11 +207,23 @@ def pin(source: str) -> Pinned:
                     mnt_id = int(line.split(":", 1)[1])
     except (OSError, ValueError) as exc:
         os.close(fd)
-        raise PinError(f"bind source {source}: cannot identify it: {exc}") from None
+        raise _source_error(source, f"cannot be identified: {exc}") from None
     if not path.startswith("/") or mnt_id is None:
         os.close(fd)
-        raise PinError(f"bind source {source} resolves to {path!r}, which is not a host path")
+        raise _source_error(source, f"resolves to {path!r}, which is not a host path")
     return Pinned(source, fd, path, st, mnt_id)
+
+
+def removed(p: Pinned) -> bool:
+    """The pinned object's name is gone from the host (rmdir, unlink, renamed over): the kernel
+    refuses to bind it (ENOENT), now and from a staging mount of it, so runc could not mount
+    it either. /proc names such an object "<path> (deleted)"; a rename alone keeps it usable."""
+    try:
+        now = os.readlink(f"/proc/self/fd/{p.fd}")
+        st = os.fstat(p.fd)
+    except OSError:
+        return True
+    return st.st_nlink == 0 or (now.endswith(" (deleted)") and now != p.path)
 
 
 def read_mountinfo() -> dict[int, MountEntry]:
@@ -248,6 +280,11 @@ def stage(p: Pinned, name: str, directory: str) -> str:
     except OSError as exc:
         raise PinError(f"cannot make {target}: {exc.strerror}") from None
     libc = util.libc()
-    _call(libc.mount(f"/proc/self/fd/{p.fd}".encode(), target.encode(), None, MS_BIND | MS_REC, None),
-          f"bind {p.path} (pinned) onto {target}")
+    try:
+        _call(libc.mount(f"/proc/self/fd/{p.fd}".encode(), target.encode(), None, MS_BIND | MS_REC, None),
+              f"bind {p.path} (pinned) onto {target}")
+    except PinError as exc:
+        if removed(p):
+            raise _source_error(p.source, GONE) from None
+        raise _source_error(p.source, f"cannot be staged for runc ({p.path} onto {target}): {exc}") from None
     return target

@@ -531,7 +531,11 @@ def pin_and_describe(config: dict, docker_root: str, real_root: str, container_i
     table = hostpath.read_mountinfo()
     try:
         for i, src in todo:
-            p = hostpath.pin(src)
+            try:
+                p = hostpath.pin(src)
+            except hostpath.PinError as exc:
+                exc.destination = _destination(mounts[i])
+                raise
             pinned[i] = p
             if is_docker_init(p, mounts[i]):
                 skip.add(i)
@@ -576,6 +580,52 @@ def pin_and_describe(config: dict, docker_root: str, real_root: str, container_i
     return pinned, binds, skip, files
 
 
+def _destination(mount) -> str:
+    return str(mount.get("destination") or "?") if isinstance(mount, dict) else "?"
+
+
+SOURCE_HINT = ("Safely: keep a bind source in place until its container has started (put it "
+               "back and start the container again)")
+
+
+def source_refusal(source: str, destination: str | None, why: str) -> str:
+    """The runtime's refusal of a bind source it cannot judge or hand runc (pure)."""
+    where = f" for {destination}" if destination else ""
+    return f"refused: bind source {source}{where} {why}: nothing was started. {SOURCE_HINT}."
+
+
+def pin_refusal(exc) -> str:
+    if exc.source is None:
+        return f"refused: {exc}"
+    return source_refusal(exc.source, exc.destination, exc.why)
+
+
+class Staged:
+    """One bind source handed to runc: where config.json named it, the staging path, the pin."""
+    __slots__ = ("index", "source", "destination", "path", "pinned")
+
+    def __init__(self, index, source, destination, path, pinned):
+        self.index, self.source, self.destination = index, source, destination
+        self.path, self.pinned = path, pinned
+
+
+def explain_failure(staged, runc_error: str | None) -> str | None:
+    """Why runc failed to create, in the runtime's words, where a staged source is the cause:
+    a pinned source removed since it was judged (the kernel will not mount it: runc's own
+    error names only the staging path), or runc's error about a staging path, with the
+    source it stands for. None: runc's own error says it."""
+    from hookbin import hostpath
+    gone = [s for s in staged if hostpath.removed(s.pinned)]
+    if gone:
+        return " ".join(source_refusal(s.source, s.destination, hostpath.GONE) for s in gone)
+    for s in staged:
+        if runc_error and (f"{s.path}:" in runc_error or f"{s.path} " in runc_error
+                           or runc_error.endswith(s.path)):
+            return source_refusal(s.source, s.destination,
+                                  f"could not be mounted by runc (staged as {s.path}): {runc_error}")
+    return None
+
+
 def selectors(docker_root: str, container_id: str | None) -> tuple[str, dict]:
     """(Config.Image, Config.Labels) from dockerd's config.v2.json, for exceptions' image and
     label selectors (the OCI config carries neither); empty when it cannot be read."""
@@ -599,7 +649,7 @@ def check_config(config: dict, docker_root: str, container_id: str | None, polic
     try:
         pinned, binds, skip, files = pin_and_describe(config, docker_root, root, container_id, isolate)
     except hostpath.PinError as exc:
-        raise Refused(str(exc)) from None
+        raise Refused(pin_refusal(exc)) from None
     facts = {"host_ns": host_namespaces(config), "binds": binds, "skip": skip,
              "cgroup2": os.path.exists("/sys/fs/cgroup/cgroup.controllers")}
     spec = spec_from_config(config, facts)
@@ -622,11 +672,13 @@ def rewrite_sources(config: dict, staged: dict) -> dict:
 
 
 def check_bundle(bundle: str, docker_root: str, container_id: str | None,
-                 policy_path: str | None, audit=None) -> int:
+                 policy_path: str | None, audit=None, staged: list | None = None) -> int:
     """Judge the bundle's config.json; refuse (Refused) or pin its bind sources in place.
 
     On success with binds, this process is in a mount namespace of its own where each judged
-    source is bind-mounted on a staging path config.json now names: exec runc next, from here."""
+    source is bind-mounted on a staging path config.json now names: run runc next, from here.
+    `staged`: a list that receives a Staged per source, its pin left open (close-on-exec) for
+    explain_failure; otherwise the pins are closed."""
     from hookbin import hostpath, oci, rtpolicy
     try:
         policy = rtpolicy.load(policy_path, RUNTIME_RULES)
@@ -663,13 +715,30 @@ def check_bundle(bundle: str, docker_root: str, container_id: str | None,
             os.close(p.fd)
         raise Refused(f"refused (policy: {policy.source}): " + " ".join(t for _, t in denies))
     if pinned:
+        mounts = config.get("mounts") or []
+        keep = False
         try:
             directory = hostpath.stage_dir()
-            staged = {i: hostpath.stage(p, str(i), directory) for i, p in pinned.items()}
+            paths = {}
+            for i, p in pinned.items():
+                try:
+                    paths[i] = hostpath.stage(p, str(i), directory)
+                except hostpath.PinError as exc:
+                    exc.destination = _destination(mounts[i])
+                    raise
+            # a source removed while it was staged is refused here, not by runc's mount
+            for i, p in pinned.items():
+                if hostpath.removed(p):
+                    raise Refused(source_refusal(p.source, _destination(mounts[i]), hostpath.GONE))
+            oci.write_json_atomic(config_path, rewrite_sources(config, paths), durable=False)
+            if staged is not None:
+                staged += [Staged(i, p.source, _destination(mounts[i]), paths[i], p)
+                           for i, p in pinned.items()]
+                keep = True
         except hostpath.PinError as exc:
-            raise Refused(f"cannot pin the bind sources: {exc}") from None
+            raise Refused(pin_refusal(exc) if exc.source else f"refused: cannot pin the bind sources: {exc}") from None
         finally:
-            for p in pinned.values():
-                os.close(p.fd)
-        oci.write_json_atomic(config_path, rewrite_sources(config, staged), durable=False)
+            if not keep:
+                for p in pinned.values():
+                    os.close(p.fd)
     return len(pinned)

@@ -11,7 +11,9 @@ runc untouched. The installed front script (see install.py) sends every command 
 reference behaviour.
 
 Errors go to runc's `--log` file in runc's own format, so dockerd shows them to the user,
-and the wrapper exits non-zero before runc runs: nothing is created.
+and the wrapper exits non-zero before runc runs: nothing is created. A container with bind
+sources is created by runc as the wrapper's child, so that a source removed after it was
+judged (runc's mount then fails) is still refused in the runtime's words.
 """
 from __future__ import annotations
 
@@ -241,16 +243,76 @@ def find_runc(explicit: str | None) -> str:
     raise UsageError("runc not found (pass --runc PATH)")
 
 
+def runc_error(log: str | None, log_format: str) -> str | None:
+    """The last error runc wrote to its --log file (what dockerd would show), or None."""
+    if not log:
+        return None
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 65536))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    import json
+    for line in reversed(lines):
+        if log_format == "json":
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and rec.get("level") == "error":
+                return str(rec.get("msg", ""))
+        elif "level=error" in line:
+            return line
+    return None
+
+
+# Signals the wrapper passes on to runc while it waits for it (`runc run` in a terminal).
+FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+PR_SET_PDEATHSIG = 1
+
+
+def run_watched(runc: str, inv: Invocation, staged: list) -> int:
+    """Run runc as a child and, if it fails, say why in the runtime's words when a staged
+    bind source is the cause (hookbin/judge.explain_failure): a source removed after it was
+    judged makes the kernel refuse runc's mount, whose raw error names only the staging path.
+    The child dies with the wrapper (as runc would with the shim); runc's status is ours."""
+    import signal
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child: becomes runc
+        try:
+            util.libc().prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            if os.getppid() != parent:
+                os._exit(1)
+            os.execv(runc, [runc, *inv.runc_args])
+        except BaseException as exc:  # noqa: BLE001 - never return into the parent's code
+            try:
+                report(inv, f"cannot exec {runc}: {getattr(exc, 'strerror', None) or exc}")
+            finally:
+                os._exit(1)
+    for name in FORWARDED:
+        signal.signal(getattr(signal, name), lambda sig, _frame: os.kill(pid, sig))
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        msg = judge.explain_failure(staged, runc_error(inv.log, inv.log_format))
+        if msg:
+            report(inv, msg)  # the last error in the log: the one dockerd shows
+    return code if code >= 0 else 128 - code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     inv = None
+    staged: list = []
     try:
         inv = parse_argv(argv)
         runc = find_runc(inv.runc)
         if inv.command in BUNDLE_COMMANDS:
             # the runtime's line of defence (hookbin/judge.py): refuse, or pin bind sources
             judge.check_bundle(inv.bundle or ".", inv.docker_root, inv.container_id, inv.policy,
-                               audit=lambda msg: report(inv, msg, level="warning"))
+                               audit=lambda msg: report(inv, msg, level="warning"), staged=staged)
             prepare_bundle(inv)
     except judge.Refused as exc:
         report(inv, str(exc))
@@ -264,6 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, OSError) as exc:
         report(inv, str(exc))
         return 1
+    if staged:
+        try:
+            return run_watched(runc, inv, staged)
+        except OSError as exc:
+            report(inv, f"cannot run {runc}: {exc.strerror or exc}")
+            return 1
     try:
         os.execv(runc, [runc, *inv.runc_args])
     except OSError as exc:

@@ -37,6 +37,7 @@ class DaemonClient:
         self._root_paths: frozenset[str] | None = None
         self._socket_paths: frozenset[str] | None = None
         self._daemon_dirs: frozenset[str] | None = None
+        self._nnp = False  # dockerd's own --no-new-privileges, found with daemon_dirs
 
     @property
     def api(self):
@@ -116,7 +117,20 @@ class DaemonClient:
         opts = (info or {}).get("SecurityOptions")
         if not isinstance(opts, list):
             raise LookupFailed("the daemon did not report its SecurityOptions")
-        return [str(o) for o in opts]
+        opts = [str(o) for o in opts]
+        if "name=no-new-privileges" not in opts and self._daemon_wide_nnp():
+            opts.append("name=no-new-privileges")
+        return opts
+
+    def _daemon_wide_nnp(self) -> bool:
+        """dockerd 20.10 applies --no-new-privileges (flag or daemon.json) without reporting it
+        in `docker info` (26 does): read where docker-bench reads it, from the command line and
+        config of the dockerd serving our socket. Not found: False (containers must carry it)."""
+        try:
+            self.daemon_dirs()
+        except LookupFailed:
+            return False
+        return self._nnp
 
     def docker_root(self) -> str:
         if self._root is None:
@@ -152,6 +166,7 @@ class DaemonClient:
             root = self.docker_root()
             try:
                 dirs = daemondirs.find_dockerd(sock, root)
+                self._nnp = dirs.no_new_privileges
                 found = {dirs.data_root, dirs.exec_root, dirs.containerd_sock}
                 found.update(daemondirs.find_containerd(dirs.containerd_sock) or ())
             except daemondirs.NotFound as exc:

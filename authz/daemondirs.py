@@ -45,6 +45,7 @@ class DaemonDirs:
     exec_root: str
     containerd_sock: str
     config_file: str
+    no_new_privileges: bool = False  # --no-new-privileges or daemon.json's (20.10's info hides it)
 
 
 def flag_values(argv: list[str], names: tuple[str, ...], shorts: tuple[str, ...] = ()) -> list[str]:
@@ -74,6 +75,22 @@ def flag_values(argv: list[str], names: tuple[str, ...], shorts: tuple[str, ...]
                     break
         i += 1
     return out
+
+
+GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")  # strconv.ParseBool, as pflag reads a bool
+
+
+def bool_flag(argv: list[str], name: str) -> bool | None:
+    """A pflag bool's last value (`--name`, `--name=false`); None when not given."""
+    value = None
+    for a in argv[1:]:
+        if a == "--":
+            break
+        if a == f"--{name}":
+            value = True
+        elif a.startswith(f"--{name}="):
+            value = a[len(name) + 3:] in GO_TRUE
+    return value
 
 
 def _last(values: list[str]) -> str:
@@ -124,6 +141,8 @@ def dockerd_dirs(argv: list[str], config: dict | None, cwd: str | None = "/", en
         exec_root=pick(("exec-root",), (), ("exec-root",), exec_default),
         containerd_sock=pick(("containerd",), (), ("containerd",), DEFAULT_CONTAINERD_SOCK),
         config_file=config_file(argv, cwd, env, euid),
+        no_new_privileges=(nnp if (nnp := bool_flag(argv, "no-new-privileges")) is not None
+                           else config.get("no-new-privileges") is True),
     )
 
 

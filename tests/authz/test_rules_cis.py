@@ -298,3 +298,19 @@ def test_policy_hash_covers_the_profile(tmp_path, monkeypatch):
     monkeypatch.setattr(policies, "profile_text", lambda n: text if n == "cis" else real(n))
     pol = policies.load(a)
     assert pol.level("cis-exec-root") == "deny" and pol.policy_hash != before
+
+
+@pytest.mark.parametrize("argv,config,want", [
+    (["dockerd"], {}, False),
+    (["dockerd", "--no-new-privileges"], {}, True),
+    (["dockerd", "--no-new-privileges=true"], None, True),
+    (["dockerd", "--no-new-privileges=false"], {"no-new-privileges": True}, False),  # the flag wins
+    (["dockerd", "--no-new-privileges", "--no-new-privileges=0"], {}, False),        # the last one
+    (["dockerd"], {"no-new-privileges": True}, True),
+    (["dockerd"], {"no-new-privileges": "true"}, False),  # dockerd refuses a string there
+    (["dockerd", "--", "--no-new-privileges"], {}, False),
+])
+def test_daemon_wide_no_new_privileges_from_dockerds_command_line_and_config(argv, config, want):
+    """Where dockerd 20.10 hides it from `docker info`, as docker-bench reads it."""
+    from authz import daemondirs
+    assert daemondirs.dockerd_dirs(argv, config).no_new_privileges is want

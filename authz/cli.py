@@ -191,13 +191,13 @@ def cmd_check_policy(args) -> int:
 
 
 def cmd_rules(args) -> int:
-    from .rules import all_rules
+    from .rules import all_checks
     try:
         policy = _policy(args.policy)
     except _Bad as exc:
         return fail(str(exc))
     rows = [{"rule": rid, "level": policy.level(rid), "actions": sorted(r.actions),
-             "reason": r.reason} for rid, r in sorted(all_rules().items())]
+             "reason": r.reason} for rid, r in sorted(all_checks().items())]
     if args.json:
         print_json(rows)
         return 0

@@ -11,7 +11,7 @@ from . import existing
 from . import exceptions as excs
 from . import spec as specs
 from .gojson import BodyError
-from .inflight import InFlight
+from .inflight import LIMIT, InFlight
 from .policy import Policy
 from .request import AuthzRequest, EnvelopeError, parse_envelope
 from .routes import BODY_ACTIONS, LIFECYCLE_ACTIONS, route
@@ -95,6 +95,38 @@ def _unseen_body(req: AuthzRequest) -> bool:
     return _content_length(req) != 0
 
 
+def _stage_form_body(req: AuthzRequest) -> str | None:
+    if _form_body(req):
+        return "a form-encoded body overrides the URL's query parameters in dockerd and is not passed to plugins"
+    return None
+
+
+def _stage_unseen_body(req: AuthzRequest) -> str | None:
+    if _unseen_body(req):
+        return (f"{req.action} without Content-Length: 0 may carry a body dockerd does not pass to "
+                "plugins (chunked, or a form-encoded body that overrides the URL's query parameters)")
+    return None
+
+
+def _stage_missing_body(req: AuthzRequest) -> str | None:
+    if req.action in BODY_ACTIONS and not req.body_raw:
+        return (f"{req.action} needs its JSON body and dockerd did not pass one (missing, not "
+                "application/json, or too large)")
+    return None
+
+
+def _stage_unseen_start_body(req: AuthzRequest) -> str | None:
+    if req.action == "container.start" and not req.body_raw and _unseen_start_body(req):
+        return (f"container.start on API v{req.version} may carry a HostConfig body that dockerd "
+                "applies but did not pass (chunked, or too large)")
+    return None
+
+
+# The engine's body stages, in order, before any rule: a request whose body the rules would
+# not see as dockerd uses it is refused as malformed (the reason each returns), never judged.
+BODY_STAGES = (_stage_form_body, _stage_unseen_body, _stage_missing_body, _stage_unseen_start_body)
+
+
 class Engine:
     def __init__(self, policy: Policy, context_factory, audit):
         """`context_factory()`: a fresh per-request context (authz/context.py's
@@ -123,21 +155,10 @@ class Engine:
             return Decision(True)
         spec = None
         try:
-            if _form_body(req):
-                return self._deny_malformed(req, "a form-encoded body overrides the URL's query "
-                                                 "parameters in dockerd and is not passed to plugins")
-            if _unseen_body(req):
-                return self._deny_malformed(req, f"{req.action} without Content-Length: 0 may carry a "
-                                                 "body dockerd does not pass to plugins (chunked, or a "
-                                                 "form-encoded body that overrides the URL's query "
-                                                 "parameters)")
-            if req.action in BODY_ACTIONS and not req.body_raw:
-                return self._deny_malformed(req, f"{req.action} needs its JSON body and dockerd did "
-                                                 "not pass one (missing, not application/json, or too large)")
-            if req.action == "container.start" and not req.body_raw and _unseen_start_body(req):
-                return self._deny_malformed(req, f"container.start on API v{req.version} may carry a "
-                                                 "HostConfig body that dockerd applies but did not pass "
-                                                 "(chunked, or too large)")
+            for body_stage in BODY_STAGES:
+                why = body_stage(req)
+                if why:
+                    return self._deny_malformed(req, why)
             builder = SPEC_BUILDERS.get(req.action)
             if builder is not None and (req.body_raw or req.action != "container.start"):
                 spec = builder(req, req.body())
@@ -163,14 +184,12 @@ class Engine:
 
         self._judge_existing(req, ctx, denies, audits, applied)
         if lifecycle and not denies:
-            level = self.policy.level("inflight-limit")
+            level = self.policy.level(LIMIT.id)
             if level != "off":
                 key = (req.method, req.uri)
                 if not self.inflight.try_start(key, self.policy.max_inflight):
-                    from .rules import REGISTRY
-                    r = REGISTRY["inflight-limit"]
-                    text = finding(r, f"{self.policy.max_inflight} lifecycle operations already in flight")
-                    (denies if level == "deny" else audits).append((r.id, text))
+                    text = finding(LIMIT, f"{self.policy.max_inflight} lifecycle operations already in flight")
+                    (denies if level == "deny" else audits).append((LIMIT.id, text))
         if denies:
             msg = PREFIX + " ".join(t for _, t in denies)
             ids = tuple(i for i, _ in denies)

@@ -10,6 +10,13 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from .rules import stage
+
+LIMIT = stage("inflight-limit",
+              reason="docker drops messages past about 1000 concurrent commands, and containers then "
+                     "fail to start",
+              hint="run fewer lifecycle commands at once (batch them; the limit is in the policy)")
+
 
 class InFlight:
     def __init__(self, ttl: float, clock=time.monotonic):

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import exceptions, localvol
-from .rules import LEVELS, Rule, all_rules
+from .rules import LEVELS, Rule, all_checks, all_rules
 from .rules.capabilities import DEFAULT_DANGEROUS, normalise
 from .rules.devices import DEFAULT_SENSITIVE_DEVICES
 from .rules.mounts import DEFAULT_SENSITIVE, norm
@@ -149,7 +149,7 @@ def _hookspec(section, source: str):
 
 
 def compile_policy(doc: dict, source: str = "") -> Policy:
-    registry = all_rules()
+    registry = all_checks()  # rules and the engine's stages (the in-flight limit)
     levels: dict[str, str] = dict.fromkeys(registry, "off")  # the default policy sets each one
     for rid, level in (doc.get("rules") or {}).items():
         if rid not in registry:
@@ -213,7 +213,7 @@ def compile_policy(doc: dict, source: str = "") -> Policy:
         if v not in ("all", "changes", "none"):
             raise PolicyError(f"{source}: audit.allowed must be \"all\", \"changes\" or \"none\", not {v!r}")
     try:
-        excs = exceptions.parse(doc.get("exceptions"), registry, source or "policy")
+        excs = exceptions.parse(doc.get("exceptions"), all_rules(), source or "policy")
     except exceptions.ExceptionError as exc:
         raise PolicyError(str(exc)) from None
     by_action: dict[str, list[tuple[Rule, str]]] = {}

@@ -56,6 +56,19 @@ def rule(id: str, *, actions: Iterable[str], reason: str, hint: str):
     return deco
 
 
+STAGES: dict[str, Rule] = {}
+
+
+def stage(id: str, *, reason: str, hint: str) -> Rule:
+    """Register a check the engine runs itself, as a stage with state of its own (the
+    in-flight table): no check function, but a level in the policy and a finding's wording
+    like a rule's. Not in REGISTRY: no action runs it as a rule."""
+    if id in REGISTRY or id in STAGES:
+        raise ValueError(f"check {id} registered twice")
+    STAGES[id] = Rule(id, frozenset(), reason, hint, None)
+    return STAGES[id]
+
+
 def finding(rule: Rule, problems) -> str:
     """A rule's findings as every denial reads: the rule id, what was found, why, and how to
     do it safely (`problems`: one string or a list of them)."""
@@ -72,3 +85,9 @@ def all_rules() -> dict[str, Rule]:
     from . import buildkit  # noqa: F401
     from . import cis  # noqa: F401  (off unless the cis profile turns them on)
     return REGISTRY
+
+
+def all_checks() -> dict[str, Rule]:
+    """Every id the policy sets a level for: the rules and the engine's stages."""
+    from .. import inflight  # noqa: F401 - registers the in-flight limit stage
+    return {**all_rules(), **STAGES}

@@ -74,12 +74,3 @@ def cp_nonroot(req, spec, ctx):
     name = user.split(":", 1)[0]
     if name not in ROOT_USERS:
         return [f"docker cp into {req.name} (runs as {user!r}) without -a"]
-
-
-@rule("inflight-limit", actions=(),
-      reason="docker drops messages past about 1000 concurrent commands, and containers then "
-             "fail to start",
-      hint="run fewer lifecycle commands at once (batch them; the limit is in the policy)")
-def inflight_limit(req, spec, ctx):
-    # Evaluated by the engine, which owns the in-flight table; registered for its metadata.
-    return None

@@ -7,7 +7,7 @@ import pytest
 
 from authz import policy as policies
 from authz.policy import PolicyError
-from authz.rules import LEVELS, all_rules
+from authz.rules import LEVELS, all_checks, all_rules
 
 
 def write(tmp_path, text):
@@ -21,9 +21,10 @@ def test_default_loads_and_names_every_rule():
     assert pol.source == "built-in default"
     doc = tomllib.loads(policies.default_text())
     cis = tomllib.loads(policies.profile_text("cis"))["rules"]  # the cis profile's own rules
-    assert set(doc["rules"]) | set(cis) == set(all_rules()), "a built-in policy must list every rule"
+    assert set(doc["rules"]) | set(cis) == set(all_checks()), "a built-in policy must list every rule and stage"
+    assert set(all_rules()) < set(all_checks())
     assert not set(doc["rules"]) & set(cis)
-    for rid, r in all_rules().items():
+    for rid, r in all_checks().items():
         assert pol.level(rid) == doc["rules"].get(rid, "off"), rid
         assert pol.level(rid) in LEVELS
     assert pol.level("privileged") == "deny"

@@ -129,7 +129,9 @@ def test_cp_policy_deny(tmp_path):
     assert "could not look up" in denied_by(out, "cp-nonroot")
 
 
-def test_inflight_limit_rule_itself_checks_nothing():
+def test_inflight_limit_is_an_engine_stage_not_a_rule():
     assert problems("privileged", "POST", "/containers/create", {"Image": "x"}) is None
-    from authz.rules import all_rules
-    assert all_rules()["inflight-limit"].check(None, None, None) is None
+    from authz.inflight import LIMIT
+    from authz.rules import all_checks, all_rules
+    assert "inflight-limit" not in all_rules() and all_checks()["inflight-limit"] is LIMIT
+    assert LIMIT.actions == frozenset() and LIMIT.check is None and LIMIT.reason and LIMIT.hint

@@ -618,6 +618,14 @@ def explain_failure(staged, runc_error: str | None) -> str | None:
     gone = [s for s in staged if hostpath.removed(s.pinned)]
     if gone:
         return " ".join(source_refusal(s.source, s.destination, hostpath.GONE) for s in gone)
+    lost = [s for s in staged if not os.path.lexists(s.path)]
+    if lost:
+        # the host removed the staging directory: the kernel then detaches mounts on it in
+        # every other namespace, ours included
+        return (f"not started: the staging of bind source {lost[0].source} for "
+                f"{lost[0].destination} ({lost[0].path}) vanished while runc ran "
+                f"({hostpath.STAGE_DIR} removed on the host?). Safely: leave "
+                f"{hostpath.STAGE_DIR} in place and start the container again.")
     for s in staged:
         if runc_error and (f"{s.path}:" in runc_error or f"{s.path} " in runc_error
                            or runc_error.endswith(s.path)):

@@ -140,6 +140,23 @@ def test_a_source_replaced_after_staging_keeps_the_judged_object(tmp_path):
     assert "was removed after it was judged" in out["why"]
 
 
+def test_a_staging_directory_removed_on_the_host_is_named(tmp_path):
+    """rmdir of /run/dockguard/pins on the host detaches the staging tmpfs in the wrapper's
+    namespace too (measured on 6.x): runc's mount then fails; the wrapper says why."""
+    src = tmp_path / "y"
+    src.mkdir()
+    root, bundle = _bundle(tmp_path, src)
+    out = _child(f"""
+    from dockguard import util
+    staged = []
+    judge.check_bundle({str(bundle)!r}, {str(root)!r}, {ID!r}, None, staged=staged)
+    util.check_errno(util.libc().umount2(hostpath.STAGE_DIR.encode(), 2), "detach")  # MNT_DETACH
+    print(json.dumps({{"why": judge.explain_failure(staged, None)}}))
+    """)
+    assert out["why"].startswith(f"not started: the staging of bind source {src} for /x0 "), out
+    assert "vanished while runc ran" in out["why"] and "Safely:" in out["why"]
+
+
 def test_fifos_sockets_and_files_are_staged_as_the_very_object(tmp_path):
     fifo, sock, plain = tmp_path / "fifo", tmp_path / "sock", tmp_path / "plain"
     os.mkfifo(fifo)
@@ -164,16 +181,19 @@ def test_fifos_sockets_and_files_are_staged_as_the_very_object(tmp_path):
 def test_explain_failure_names_the_source_behind_a_staging_path_in_runcs_error(tmp_path):
     d = tmp_path / "d"
     d.mkdir()
+    pins = tmp_path / "pins"  # stands for STAGE_DIR: staged paths that exist
+    (pins / "7").mkdir(parents=True)
+    (pins / "1").mkdir()
     fd = os.open(d, os.O_PATH | os.O_CLOEXEC)
     try:
         p = hostpath.Pinned(str(d), fd, str(d), os.fstat(fd), 0)
-        staged = [judge.Staged(7, str(d), "/y", f"{hostpath.STAGE_DIR}/7", p)]
-        err = f"mount {hostpath.STAGE_DIR}/7:/y (via /proc/self/fd/6), flags: 0x5000: not a directory"
+        staged = [judge.Staged(7, str(d), "/y", f"{pins}/7", p)]
+        err = f"mount {pins}/7:/y (via /proc/self/fd/6), flags: 0x5000: not a directory"
         why = judge.explain_failure(staged, err)
         assert why.startswith(f"refused: bind source {d} for /y could not be mounted by runc "
-                              f"(staged as {hostpath.STAGE_DIR}/7): {err}")
+                              f"(staged as {pins}/7): {err}")
         assert judge.explain_failure(staged, "unrelated: exec format error") is None
-        assert judge.explain_failure([judge.Staged(1, str(d), "/y", f"{hostpath.STAGE_DIR}/1", p)],
+        assert judge.explain_failure([judge.Staged(1, str(d), "/y", f"{pins}/1", p)],
                                      err) is None, "pins/1 is not pins/7"
     finally:
         os.close(fd)

@@ -16,6 +16,8 @@ import stat
 import threading
 import time
 
+from dockguard import util
+
 from . import daemondirs
 from .policy import Lists  # noqa: F401 - the compiled lists a RequestContext carries
 from .rules import LookupFailed  # noqa: F401 - raised here, caught by the engine
@@ -200,17 +202,7 @@ class HostFacts:
             return False
 
     def device_node(self, path: str) -> tuple[str, int, int] | None:
-        try:
-            st = os.stat(path)
-        except (OSError, ValueError):
-            return None
-        if stat.S_ISBLK(st.st_mode):
-            return ("b", os.major(st.st_rdev), os.minor(st.st_rdev))
-        if stat.S_ISCHR(st.st_mode):
-            return ("c", os.major(st.st_rdev), os.minor(st.st_rdev))
-        if stat.S_ISDIR(st.st_mode):
-            return ("d", 0, 0)
-        return None
+        return util.device_node(path, directories=True)
 
     def scheduler(self, device: str) -> tuple[str, str, list[str]] | None:
         """(disk name, active scheduler, available) for a block device path, or None."""

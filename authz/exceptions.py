@@ -148,16 +148,8 @@ def _realpath(p: str) -> str:
 
 
 def _host_node(path: str):
-    import stat
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    if stat.S_ISCHR(st.st_mode):
-        return ("c", os.major(st.st_rdev), os.minor(st.st_rdev))
-    if stat.S_ISBLK(st.st_mode):
-        return ("b", os.major(st.st_rdev), os.minor(st.st_rdev))
-    return None
+    from dockguard.util import device_node
+    return device_node(path)
 
 
 def _bind_hit(e: Exc, m, ctx) -> bool:

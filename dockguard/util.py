@@ -36,6 +36,23 @@ def within(path: str, top: str) -> bool:
     return path == top or path.startswith(top + "/") or (top == "" and path == "/")
 
 
+def device_node(path: str, directories: bool = False) -> tuple[str, int, int] | None:
+    """What a host path is as a device: ("b" | "c", major, minor); ("d", 0, 0) for a directory
+    when `directories`; None otherwise or when it cannot be seen."""
+    import stat
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISBLK(st.st_mode):
+        return ("b", os.major(st.st_rdev), os.minor(st.st_rdev))
+    if stat.S_ISCHR(st.st_mode):
+        return ("c", os.major(st.st_rdev), os.minor(st.st_rdev))
+    if directories and stat.S_ISDIR(st.st_mode):
+        return ("d", 0, 0)
+    return None
+
+
 def find_executable(name: str, candidates: tuple[str, ...] = ()) -> str | None:
     """The first executable of `candidates`, else `name` on $PATH (no shutil: see above)."""
     for cand in candidates:
@@ -150,17 +167,26 @@ def spawn(argv: list[str], log_path=None, env: dict | None = None):
             out.close()
 
 
-def wait_ready(proc, ready, timeout: float, interval: float = 0.1) -> bool | None:
-    """Poll `ready()` until it holds (True), `proc` exits (False) or `timeout` passes (None)."""
+class NotReady(DockguardError):
+    """A spawned child exited (`exited`), or did not get ready in time, before `ready()` held."""
+
+    def __init__(self, what: str, exited: bool):
+        super().__init__(what)
+        self.exited = exited
+
+
+def wait_ready(proc, ready, timeout: float, interval: float = 0.1) -> None:
+    """Poll `ready()` until it holds; NotReady when `proc` exits first or `timeout` passes
+    (the message says which: "exited with N" or "did not answer within Ns")."""
     import time
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            return False
+            raise NotReady(f"exited with {proc.returncode}", exited=True)
         if ready():
-            return True
+            return
         time.sleep(interval)
-    return None
+    raise NotReady(f"did not answer within {timeout}s", exited=False)
 
 
 # --- HTTP over a unix socket ---------------------------------------------------------------

@@ -39,9 +39,12 @@ def start(daemon, state_dir: Path, timeout: float = 20.0) -> subprocess.Popen:
             return False
         return m.get("pid") == proc.pid and bool(m.get("connected"))
 
-    if util.wait_ready(proc, connected, timeout):
+    try:
+        util.wait_ready(proc, connected, timeout)
         _state_dir = state_dir
         return proc
+    except util.NotReady:
+        pass
     if proc.poll() is None:
         proc.terminate()
         proc.wait(10)

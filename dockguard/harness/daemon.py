@@ -332,13 +332,13 @@ class PrivateDaemon:
         except NamespaceError as e:
             raise DaemonError(str(e)) from None
         self.proc = util.spawn(argv, self.log_path, env=self.env())
-        ready = util.wait_ready(self.proc, lambda: self.socket.exists() and self.ping(), timeout)
-        if ready:
-            return self
-        if ready is False:
-            raise DaemonError(f"dockerd exited with {self.proc.returncode}:\n{self.log_tail()}")
-        self.stop()
-        raise DaemonError(f"dockerd did not answer within {timeout}s:\n{self.log_tail()}")
+        try:
+            util.wait_ready(self.proc, lambda: self.socket.exists() and self.ping(), timeout)
+        except util.NotReady as exc:
+            if not exc.exited:
+                self.stop()
+            raise DaemonError(f"dockerd {exc}:\n{self.log_tail()}") from None
+        return self
 
     def _check_plugin_sockets(self) -> None:
         """An authz plugin started the old way (socket in the host's /run/docker/plugins) is

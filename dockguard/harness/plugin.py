@@ -51,14 +51,13 @@ class PluginProcess:
     def start(self, timeout: float = 30.0) -> "PluginProcess":
         self.socket.parent.mkdir(parents=True, exist_ok=True)
         self.proc = util.spawn(self.command(), self.log_path)
-        ready = util.wait_ready(self.proc, lambda: self.socket.exists() and activate(self.socket),
-                                timeout, interval=0.05)
-        if ready:
-            return self
-        if ready is False:
-            raise RuntimeError(f"authz plugin exited with {self.proc.returncode}: {self.log_tail()}")
-        self.stop()
-        raise RuntimeError(f"authz plugin did not answer within {timeout}s: {self.log_tail()}")
+        try:
+            util.wait_ready(self.proc, lambda: self.socket.exists() and activate(self.socket), timeout, 0.05)
+        except util.NotReady as exc:
+            if not exc.exited:
+                self.stop()
+            raise RuntimeError(f"authz plugin {exc}: {self.log_tail()}") from None
+        return self
 
     def log_tail(self, n: int = 30) -> str:
         if not self.log_path:

@@ -99,7 +99,7 @@ def expected_strictness(req: Request, guarded: dict) -> str | None:
     """Why refusing this harmless request is deliberate (README "Stricter than dockerd"), or None."""
     msg = guarded["msg"]
     if "ambiguous key" in msg:
-        return "a key whose folding differs between Go releases (K, ı, İ)"
+        return "a key holding K, ı or İ, refused as ambiguous"
     if req.transfer == "chunked" and "[malformed-request]" in msg:
         return "a chunked body: dockerd does not show it to the plugin"
     if ("[dangerous-capability]" in msg and re.search(r'(?i)"cap\w*d"\s*:\s*"', req.body)
@@ -163,6 +163,8 @@ def run(plain_daemon, guarded, requests: list[Request]) -> dict:
         stats["harmful_plain"] += bool(plain["violations"])
         stats["findings"] += judge(req, plain, g, go_is_new)
         stats["last"] = (plain, g)
+    for sock in (plain_daemon.socket, guarded.daemon.socket):  # the generator's named volume
+        raw(sock, "DELETE", "/volumes/dgfuzzvol", headers=["Content-Length: 0"])
     return stats
 
 

@@ -12,6 +12,7 @@ import sys
 import time
 
 from dockguard import __version__
+from dockguard.util import utc_stamp
 
 # field -> what it holds (the README's table is this one)
 SCHEMA = {
@@ -34,8 +35,7 @@ SCHEMA = {
 
 
 def now_rfc3339() -> str:
-    now = time.time()  # one instant: seconds and milliseconds from the same reading
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+    return utc_stamp(time.time(), 3, truncate=True)  # one reading: seconds and ms alike
 
 
 def emit(stream, rec: dict) -> None:

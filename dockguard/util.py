@@ -111,13 +111,15 @@ def atomic_write(path, data: str | bytes, mode: int | None = 0o644, *, durable: 
 
 # --- time ----------------------------------------------------------------------------------
 
-def utc_stamp(now: float | None = None, digits: int = 6) -> str:
-    """RFC 3339 UTC time with `digits` fractional digits (0-9), rounded to the nearest:
-    2024-05-01T12:00:00.123456Z (a stamp parsed back and written again is the same text)."""
+def utc_stamp(now: float | None = None, digits: int = 6, truncate: bool = False) -> str:
+    """RFC 3339 UTC time with `digits` fractional digits (0-9): 2024-05-01T12:00:00.123456Z.
+    Rounded to the nearest, as datetime rounds (a stamp parsed back and written again is the
+    same text); `truncate`: cut, as Go formats times (a stamp never runs ahead of the clock)."""
     import time
     now = time.time() if now is None else now
     whole = int(now // 1)
-    frac = round((now - whole) * 10 ** digits)     # nearest, as datetime rounds
+    frac = (now - whole) * 10 ** digits
+    frac = int(frac) if truncate else round(frac)
     if frac == 10 ** digits:
         whole, frac = whole + 1, 0
     text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))

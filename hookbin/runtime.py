@@ -209,7 +209,7 @@ def prepare_bundle(inv: Invocation) -> int:
 def log_line(msg: str, log_format: str, now: float | None = None, level: str = "error") -> str:
     """One record as runc (logrus) writes it: JSON, or logfmt-style text."""
     import json  # only here: `json` (and its `re`) costs every create ~8 ms of CPU
-    stamp = util.utc_stamp(now, 9)
+    stamp = util.utc_stamp(now, 9, truncate=True)  # as runc (Go) writes it
     if log_format == "json":
         return json.dumps({"level": level, "msg": msg, "time": stamp}) + "\n"
     return f"time={json.dumps(stamp)} level={level} msg={json.dumps(msg)}\n"

@@ -60,7 +60,7 @@ def policy_problems(opts: dict, policy, facts: dict) -> list[str]:
 def record(state: dict, phase: str, now: float) -> dict:
     """The audit record for one event (pure)."""
     return {
-        "time": util.utc_stamp(now, 6),
+        "time": util.utc_stamp(now, 6, truncate=True),
         "id": state["id"],
         "state": phase,
         "status": state["status"],

@@ -83,7 +83,7 @@ def open_log(path: str | None) -> int | None:
 def log_event(fd: int | None, event: dict) -> None:
     if fd is None:
         return
-    event = {"time": util.utc_stamp(digits=0), **event}
+    event = {"time": util.utc_stamp(digits=0, truncate=True), **event}
     os.write(fd, (json.dumps(event, sort_keys=True) + "\n").encode())
 
 

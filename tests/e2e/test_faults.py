@@ -251,5 +251,5 @@ def test_invalid_policy_on_reload_keeps_the_last_good_one_in_a_respawned_worker(
 
 
 def _answers(sock) -> bool:
-    from authz.launch import activate
+    from dockguard.harness.plugin import activate
     return activate(sock)

@@ -223,7 +223,7 @@ def _doctor(*args):
 
 
 def test_doctor_against_a_private_daemon_and_a_staged_root(guarded_factory):
-    from dockguard import daemon as dmod
+    from dockguard.harness import daemon as dmod
     base = short_tmpdir("dgdr")
     g = guarded_factory(base=base, default_runtime="dockguard",
                         runtimes={"dockguard": {"path": dmod.shutil.which("runc") or "/usr/sbin/runc"}})

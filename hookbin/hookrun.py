@@ -121,7 +121,9 @@ def _emit(tail: bytes, dropped: int) -> None:
     if dropped:
         sys.stderr.write(f"[dockguard: first {dropped} bytes of the hook's output left out]\n")
     sys.stderr.flush()
-    os.write(2, tail)
+    view = memoryview(tail)
+    while view:  # a pipe may take less than asked
+        view = view[os.write(2, view):]
 
 
 def main(argv: list[str]) -> int:

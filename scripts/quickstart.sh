@@ -10,7 +10,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 APT_PKGS=(docker.io containerd runc busybox-static lxcfs iproute2 util-linux debian-archive-keyring
-          python3-venv python3-dev gcc libseccomp2 fuse3)
+          python3-venv python3-dev gcc libseccomp2 fuse3
+          docker-registry apache2-utils systemd)
 # the tests that start real dockerds, run again on the second engine: every tests/ package but
 # tests/authz (the plugin's pure core: unit tests only)
 REAL_DOCKER_TESTS=()

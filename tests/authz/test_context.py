@@ -102,3 +102,57 @@ def test_host_facts_on_this_host(tmp_path):
     assert h.scheduler("/dev/null") is None
     assert h.realpath("\0") == ""  # an unusable path is no path, not a crash
     assert isinstance(h.blkio_weight_supported(), bool)
+
+
+class VolumeDaemon(DaemonClient):
+    """DaemonClient over a fake docker root; its API answers are recorded, never sent."""
+
+    def __init__(self, root):
+        super().__init__()
+        self.root = str(root)
+        self.asked = []
+
+    def docker_root(self):
+        return self.root
+
+    def _call(self, what, fn, not_found=None):
+        self.asked.append(what)
+        return {"Name": what, "Driver": "local"}
+
+
+def _volume_root(tmp_path, dirs=(), meta=b"\x00bolt\x00volumes\x00"):
+    vols = tmp_path / "volumes"
+    vols.mkdir()
+    for d in dirs:
+        (vols / d).mkdir()
+    if meta is not None:
+        (vols / "metadata.db").write_bytes(meta)
+    return tmp_path
+
+
+def test_a_volume_dockerd_surely_lacks_is_not_asked(tmp_path):
+    """A new name: no local directory, not in metadata.db: None without asking dockerd (its
+    answer would wait on plugin discovery)."""
+    d = VolumeDaemon(_volume_root(tmp_path))
+    assert d.volume("newvol") is None and d.asked == []
+
+
+@pytest.mark.parametrize("name, dirs, meta", [
+    ("bad", ["bad"], b""),                              # the local driver holds it
+    ("plug", [], b"\x00volumes\x00plug\x00{...}"),      # recorded for some driver
+    ("vol", [], b"xxvolumexx"),                         # a substring: asked (only slower)
+    ("ab", [], None),                                   # no metadata.db to read
+    ("../x", [], b""), ("a/b", [], b""), ("x", [], b""), ("ok\n", [], b""),  # not a volume name
+])
+def test_a_volume_that_may_exist_is_asked(tmp_path, name, dirs, meta):
+    d = VolumeDaemon(_volume_root(tmp_path, dirs, meta))
+    assert d.volume(name) is not None and d.asked == [f"volume {name!r}"]
+
+
+def test_no_volume_directory_means_ask(tmp_path):
+    """The plugin cannot see the daemon's root (another mount namespace): ask dockerd."""
+    d = VolumeDaemon(tmp_path / "elsewhere")
+    assert d.volume("newvol") is not None
+    (tmp_path / "volumes").symlink_to("/etc")  # a link is not the local driver's root
+    d = VolumeDaemon(tmp_path)
+    assert d.volume("newvol") is not None

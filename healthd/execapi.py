@@ -2,6 +2,10 @@
 exec transport (create, start attached, inspect), without a thread per check or the SDK's
 per-request overhead (the benchmark measured ~8 ms of sidecar CPU per exec check through
 the SDK's thread pool, which this replaced).
+
+An exec that ran and exited non-zero, or timed out, is a result. Not reaching dockerd at all
+(connect refused or socket gone, a reset, no answer, an exec a restarted dockerd forgot)
+raises machine.DaemonUnreachable: that is no result of the container.
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import json
 import logging
 
 from .kill import kill_tree
-from .machine import EXIT_TIMEOUT, MAX_OUTPUT
+from .machine import EXIT_TIMEOUT, MAX_OUTPUT, DaemonUnreachable
 from .probes import timeout_output
 
 log = logging.getLogger("healthd.exec")
@@ -99,9 +103,9 @@ class AsyncExec:
                 return EXIT_TIMEOUT, f"exec failed: {doc.get('message') or status}"[:MAX_OUTPUT]
             eid = doc["Id"]
         except TimeoutError:
-            return EXIT_TIMEOUT, f"exec failed: dockerd did not answer within {API_TIMEOUT:g}s"
+            raise DaemonUnreachable(f"exec create: no answer within {API_TIMEOUT:g}s") from None
         except (OSError, asyncio.IncompleteReadError) as exc:
-            return EXIT_TIMEOUT, f"exec failed: {exc}"
+            raise DaemonUnreachable(f"exec create: {exc}") from exc
         out = bytearray()
         writer = None
         self._inflight.add(eid)
@@ -123,7 +127,7 @@ class AsyncExec:
             await self._kill(eid)
             return EXIT_TIMEOUT, timeout_output(timeout)
         except (OSError, asyncio.IncompleteReadError) as exc:
-            return EXIT_TIMEOUT, f"exec failed: {exc}"
+            raise DaemonUnreachable(f"exec start: {exc}") from exc
         finally:
             self._inflight.discard(eid)
             if writer is not None:
@@ -132,7 +136,9 @@ class AsyncExec:
             async with asyncio.timeout(API_TIMEOUT):
                 status, info = await self._json("GET", f"/exec/{eid}/json")
         except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
-            return EXIT_TIMEOUT, f"exec inspect failed: {exc or 'dockerd did not answer'}"
+            raise DaemonUnreachable(f"exec inspect: {exc or 'no answer'}") from exc
+        if status == 404:     # a restarted dockerd forgot the exec: its result is unknown
+            raise DaemonUnreachable(f"exec inspect: {info.get('message') or 'no such exec'}")
         code = info.get("ExitCode")
         return (code if isinstance(code, int) else EXIT_TIMEOUT), out.decode("utf-8", "replace")
 

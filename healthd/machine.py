@@ -15,6 +15,12 @@ MAX_OUTPUT = 4096
 EXIT_TIMEOUT = -1   # moby records a timed-out probe with exit code -1
 
 
+class DaemonUnreachable(Exception):
+    """A check that could not be run because dockerd did not answer (socket gone, refused,
+    reset, no reply, or it lost the exec in a restart). It says nothing about the container:
+    it is never a Result, so it never enters the log, the streak or the status."""
+
+
 @dataclass(frozen=True)
 class Result:
     """One finished check. start/end are wall-clock epoch seconds."""

@@ -32,7 +32,7 @@ from . import machine
 from .config import CheckSpec, spec_from_labels
 from .events import Disconnected, EventSource, Gone, Message, Seen, Snapshot, View
 from .execapi import AsyncExec
-from .machine import Health, Result
+from .machine import DaemonUnreachable, Health, Result
 from .netns import NetnsSockets, open_netns
 from .probes import http_probe, tcp_finish, tcp_result, tcp_start
 from .scheduler import Scheduler
@@ -75,6 +75,7 @@ class Metrics:
         self.checks: dict[str, int] = {}
         self.lag_hist: dict[int, int] = {}
         self.lag_max = 0.0
+        self.not_run = 0                   # checks not run: dockerd unreachable
 
     def lag(self, seconds: float) -> None:
         b = max(0, int(seconds / LAG_BUCKET))
@@ -85,7 +86,7 @@ class Metrics:
     def to_json(self) -> dict:
         return {"pid": os.getpid(), "time": time.time(), "checks": self.checks,
                 "lag_bucket_s": LAG_BUCKET, "lag_hist": {str(k): v for k, v in self.lag_hist.items()},
-                "lag_max_s": self.lag_max}
+                "lag_max_s": self.lag_max, "not_run": self.not_run}
 
 
 class Service:
@@ -104,6 +105,7 @@ class Service:
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Task] = set()
         self._reported: dict[str, tuple] = {}
+        self._unreachable = False          # an exec check found dockerd unreachable
         self._events_factory = events or EventSource
         self.execs = execs
         self.api = api
@@ -328,10 +330,28 @@ class Service:
                 code, out = await http_probe(self.sockets, w.nsfd, spec.port, spec.path, spec.timeout)
             else:
                 code, out = await self.execs.run(w.id, spec.argv, spec.timeout)
+        except DaemonUnreachable as exc:
+            self._not_run(w, exc)
+            return
         except Exception as exc:  # noqa: BLE001 - a probe bug is a failed check, logged
             log.exception("%s: probe error", w.name)
             code, out = -1, f"probe error: {exc}"
         self._finish(w, spec, start, code, out)
+
+    def _not_run(self, w: Watch, exc: DaemonUnreachable) -> None:
+        """dockerd did not answer: no result of the container, so nothing is recorded and
+        health, streak and log stay as they were. Logged once per outage. The check is tried
+        again after the interval; if the event stream is lost too, `Disconnected` pauses
+        every watch and the schedule resumes with the next snapshot."""
+        self.metrics.not_run += 1
+        if self.watches.get(w.id) is not w:
+            return
+        if not self._unreachable:
+            self._unreachable = True
+            log.warning("dockerd unreachable (%s): checks not run, nothing recorded for the "
+                        "containers until it answers", exc)
+        self.sched.schedule(w.id, self.loop.time() + w.spec.interval)
+        self._arm()
 
     def _finish(self, w: Watch, spec: CheckSpec, start: float, code: int, out: str) -> None:
         """Apply one result: state machine, store, exit-on-unhealthy, next due time."""
@@ -339,6 +359,9 @@ class Service:
         self.metrics.checks[spec.kind] = self.metrics.checks.get(spec.kind, 0) + 1
         if self.watches.get(w.id) is not w:
             return                 # unwatched or replaced while the check ran: drop the result
+        if self._unreachable and spec.kind == "cmd":
+            self._unreachable = False
+            log.info("dockerd answers again: exec checks resumed")
         before = w.health
         w.health = machine.apply(before, Result(start, end, code, out), retries=spec.retries,
                                  start_period=spec.start_period, started_at=w.started_at)

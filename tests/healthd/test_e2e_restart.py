@@ -1,6 +1,7 @@
 """Restarting the sidecar and restarting dockerd: watched containers go back to starting,
 the stored log is kept, no container is lost and no schedule is doubled."""
 import signal
+import threading
 import time
 
 import pytest
@@ -10,6 +11,27 @@ from .conftest import Sidecar, inspect, labels, observe, run, wait_for
 # each check appends a line: counting lines over a window reveals doubled schedules
 COUNTING = "echo x >> /tmp/n; test -f /tmp/ok"
 SERVE = ["busybox", "sh", "-c", "touch /tmp/ok; exec nc -ll -p 8080 -e true"]
+
+
+# what the exec transport wrote when dockerd itself did not answer (issue 9): never a result
+DAEMON_DOWN = ("exec failed", "exec start failed", "exec inspect failed", "No such file",
+               "Connection refused", "Connection reset", "No such exec")
+
+
+class LogWatcher(threading.Thread):
+    """Polls the state files through a window and keeps every log entry ever stored, so an
+    entry later pushed out of the 5-entry log is still seen."""
+
+    def __init__(self, sc, refs) -> None:
+        super().__init__(daemon=True)
+        self.sc, self.refs, self.seen, self.done = sc, refs, {r: {} for r in refs}, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            for r in self.refs:
+                for e in self.sc.health(r).get("Log", []):
+                    self.seen[r][e["Start"]] = e
+            time.sleep(0.02)
 
 
 def checks_in(daemon, n, window: float) -> int:
@@ -70,10 +92,15 @@ def test_dockerd_restart(daemon_factory, tmp_path):
             *labels(tcp="8080", interval="300ms"), *SERVE)
         run(d, "run", "-d", "--name", "once", *common,
             *labels(tcp="8080", interval="300ms"), *SERVE)
-        for n in ("ex", "tcp", "once"):
+        # healthy, and killed at the first counted failure: a dockerd restart must not do it
+        run(d, "run", "-d", "--name", "keep", "--restart", "always", *common,
+            *labels(cmd="true", interval="100ms", retries="1", exit_on_unhealthy="true"), *SERVE)
+        for n in ("ex", "tcp", "once", "keep"):
             sc.wait_status(n, "healthy", 5)
         old_started = inspect(d, "ex")["State"]["StartedAt"]
         old_log = sc.health("ex")["Log"]
+        watcher = LogWatcher(sc, ("ex", "keep"))
+        watcher.start()
 
         d.restart()
 
@@ -88,10 +115,20 @@ def test_dockerd_restart(daemon_factory, tmp_path):
             observe(sc, n, lambda h: h.get("Status") == "healthy" and
                     h["Log"][-1]["Start"] > old_log[-1]["End"], 20)
         assert "lost docker" in sc.log()
+        # exec checks that found dockerd gone were not results: none stored, no streak, no kill
+        sc.wait_status("keep", "healthy", 20)
+        watcher.done.set()
+        watcher.join()
+        for ref, entries in watcher.seen.items():
+            bogus = [e for e in entries.values() if any(w in e["Output"] for w in DAEMON_DOWN)]
+            assert not bogus, f"{ref}: daemon-unreachable stored as results: {bogus}"
+            assert all(e["ExitCode"] == 0 for e in entries.values()), (ref, entries)
+        assert inspect(d, "keep")["State"]["Running"]
+        assert "killing" not in sc.log(), sc.log()
         # the container without a restart policy stayed down and is no longer checked
         assert not inspect(d, "once")["State"]["Running"]
-        m = wait_for(lambda: sc.metrics().get("watched") == 2 and sc.metrics(), 5,
-                     what="exactly the two running containers watched")
+        m = wait_for(lambda: sc.metrics().get("watched") == 3 and sc.metrics(), 5,
+                     what="exactly the three running containers watched")
         assert m["connected"]
         n = checks_in(d, "ex", 3.0)
         assert 3 <= n <= 3.0 / 0.3 + 1, f"{n} checks in 3s at a 300ms interval"

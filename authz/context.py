@@ -111,7 +111,9 @@ class DaemonClient:
         directory <root>/volumes/NAME (the local driver makes it before it knows the volume,
         and loads every directory there at start) and the name's bytes nowhere in
         <root>/volumes/metadata.db (where dockerd records every volume it creates, any driver:
-        bolt stores keys verbatim). Anything unreadable or odd: True (ask dockerd)."""
+        bolt stores keys verbatim). Anything unreadable or odd: True (ask dockerd). Not seen:
+        a volume a plugin made on its own, never through this dockerd; rules judge the stored
+        options of `local` volumes only (authz/rules/mounts.py), and those are always seen."""
         if not _VOLUME_NAME.fullmatch(name):
             return True
         try:

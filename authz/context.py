@@ -281,6 +281,7 @@ class RequestContext:
         self._host = host
         self._self_names = self_names
         self._memo: dict = {}
+        self.request = None  # the request judged: rules read it as facts.request
 
     def _memoised(self, key, fn, *args):
         if key not in self._memo:

@@ -195,8 +195,10 @@ def _without(spec, applicable, ctx):
 
 
 def check(rule, req, spec, ctx, exceptions) -> tuple:
-    """rule.check, with the policy's exceptions for it: (problems left, exceptions applied)."""
-    problems = rule.check(req, spec, ctx)
+    """rule.check, with the policy's exceptions for it: (problems left, exceptions applied).
+    The context is the rule's facts and carries the request it judges (`facts.request`)."""
+    ctx.request = req
+    problems = rule.check(spec, ctx)
     if not problems or not exceptions or spec is None:
         return problems, ()
     applicable = [e for e in exceptions if e.rule == rule.id and _selected(e, spec, ctx)]
@@ -205,4 +207,4 @@ def check(rule, req, spec, ctx, exceptions) -> tuple:
     trimmed, used = _without(spec, applicable, ctx)
     if not used:
         return problems, ()
-    return rule.check(req, trimmed, ctx), tuple(used)
+    return rule.check(trimmed, ctx), tuple(used)

@@ -141,6 +141,7 @@ class StaticContext:
         self._root = docker_root
         self._files = files
         self._nodes = nodes or {}
+        self.request = None  # the request judged: rules read it as facts.request
 
     def container(self, ref):
         return None

@@ -1,8 +1,10 @@
 """The rule registry: each rule is a small function over plain data.
 
-A rule's `check(req, spec, ctx)` returns the problems it sees (strings naming exactly what
-was asked), or nothing. It never does I/O itself: what it needs from the daemon or the
-host it asks `ctx`, the edge that gathered it (and that tests replace with plain data).
+A rule's `check(spec, facts)` returns the problems it sees (strings naming exactly what
+was asked), or nothing: `spec` is the one normalised Spec of the request (authz/spec.py),
+`facts` its context, which carries the request itself (`facts.request`: action, name,
+query) and answers every lookup. It never does I/O itself: what it needs from the daemon or
+the host it asks `facts`, the edge that gathers it (and that tests replace with plain data).
 """
 from __future__ import annotations
 

@@ -28,16 +28,16 @@ def allowed_key(key: str, allow: frozenset[str]) -> bool:
              "org.systemd.property.* into systemd unit properties such as DeviceAllow=)",
       hint="drop the annotation, use a label for metadata, or have the administrator list the "
            "key in the policy ([lists] annotations); a hook-spec annotation must be a valid spec")
-def annotations(req, spec, ctx):
-    if not spec.annotations or req.api_below(MIN_API):
+def annotations(spec, facts):
+    if not spec.annotations or facts.request.api_below(MIN_API):
         return None
     out = []
     for key in sorted(spec.annotations):
         value = spec.annotations[key]
         if key == HOOK_SPEC:
-            out += [f"annotation {HOOK_SPEC}: {p}" for p in check_hook_spec(value, ctx)]
+            out += [f"annotation {HOOK_SPEC}: {p}" for p in check_hook_spec(value, facts)]
         elif key.lower().startswith(SYSTEMD_PREFIX):
             out.append(f"annotation {key!r} (a systemd unit property for the container's cgroup)")
-        elif not allowed_key(key, ctx.lists.annotations):
+        elif not allowed_key(key, facts.lists.annotations):
             out.append(f"annotation {key!r} (not in the policy's annotations list)")
     return out

@@ -9,5 +9,5 @@ from . import rule
       reason="dockguard has no rules for this API route",
       hint="if the route is legitimate, nothing to do; set unknown-route = \"deny\" to refuse "
            "everything dockguard cannot read")
-def unknown_route(req, spec, ctx):
-    return [f"{req.method} {req.path}"]
+def unknown_route(spec, facts):
+    return [f"{facts.request.method} {facts.request.path}"]

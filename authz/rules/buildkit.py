@@ -20,5 +20,5 @@ from . import rule
       hint="set daemon.json \"builder\": {\"entitlements\": {\"network-host\": false, "
            "\"security-insecure\": false}} (dockguard install does), then buildkit-session = "
            "\"off\" in the policy; or build with the classic API (DOCKER_BUILDKIT=0 docker build)")
-def buildkit_session(req, spec, ctx):
-    return [f"{req.method} {req.path} (BuildKit's API, e.g. docker buildx build)"]
+def buildkit_session(spec, facts):
+    return [f"{facts.request.method} {facts.request.path} (BuildKit's API, e.g. docker buildx build)"]

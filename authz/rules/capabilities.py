@@ -24,8 +24,8 @@ def normalise(cap: str) -> str:
              "(load modules, mount, sniff the network, read any file by handle, ...)",
       hint="add only a harmless capability the workload needs, or run the tool on the host; "
            "never --cap-add ALL")
-def dangerous_capability(req, spec, ctx):
-    dangerous = ctx.lists.dangerous_capabilities
+def dangerous_capability(spec, facts):
+    dangerous = facts.lists.dangerous_capabilities
     asked = list(spec.cap_add) + list(spec.capabilities or ())
     out = []
     for cap in asked:

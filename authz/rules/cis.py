@@ -35,8 +35,8 @@ def _listed(ctx, name: str) -> frozenset:
              "can do to the host (CIS Docker 5.4)",
       hint="drop the --cap-add, or list the capability in the policy's "
            "lists.allowed_capabilities once you have checked the workload needs it")
-def capabilities(req, spec, ctx):
-    allowed = {normalise(c) for c in _listed(ctx, "allowed_capabilities")}
+def capabilities(spec, facts):
+    allowed = {normalise(c) for c in _listed(facts, "allowed_capabilities")}
     out = []
     for cap in list(spec.cap_add) + list(spec.capabilities or ()):
         c = normalise(cap)
@@ -50,8 +50,8 @@ def capabilities(req, spec, ctx):
              "hardware (CIS Docker 5.18)",
       hint="pass no --device, or list the device's host path in the policy's "
            "lists.allowed_devices once you have checked the workload needs it")
-def devices(req, spec, ctx):
-    allowed = {norm(p) for p in _listed(ctx, "allowed_devices")}
+def devices(spec, facts):
+    allowed = {norm(p) for p in _listed(facts, "allowed_devices")}
     out = []
     for d in spec.devices:
         host = d.host
@@ -68,7 +68,7 @@ def devices(req, spec, ctx):
              "host's into the container (CIS Docker 5.20)",
       hint="leave bind propagation at its default (rprivate), or use slave/rslave to see the "
            "host's later mounts without sharing the container's")
-def mount_propagation(req, spec, ctx):
+def mount_propagation(spec, facts):
     return [f"{m.kind} {m.source or '(anonymous)'}:{m.target} with {m.propagation} propagation"
             for m in spec.mounts if (m.propagation or "").lower() in ("shared", "rshared")]
 
@@ -85,8 +85,8 @@ def _restart(spec, req) -> tuple[str, int] | None:
       reason="a container restarted without bound on failure can loop for ever and starve "
              "the host (CIS Docker 5.15: on-failure with at most 5 retries)",
       hint=f"--restart on-failure:{MAX_RESTARTS} (or fewer retries), or --restart no")
-def restart_on_failure(req, spec, ctx):
-    r = _restart(spec, req)
+def restart_on_failure(spec, facts):
+    r = _restart(spec, facts.request)
     if r and r[0] == "on-failure" and (r[1] <= 0 or r[1] > MAX_RESTARTS):
         n = "no maximum (retries for ever)" if r[1] <= 0 else f"{r[1]} retries"
         return [f"--restart on-failure with {n}"]
@@ -96,8 +96,8 @@ def restart_on_failure(req, spec, ctx):
       reason="a container that is always restarted, whatever its exit, never stops failing "
              "(CIS Docker 5.15; enable this rule where the policy allows only bounded restarts)",
       hint=f"--restart on-failure:{MAX_RESTARTS}, or --restart no")
-def restart_always(req, spec, ctx):
-    r = _restart(spec, req)
+def restart_always(spec, facts):
+    r = _restart(spec, facts.request)
     if r and r[0] in ("always", "unless-stopped"):
         return [f"--restart {r[0]}"]
 
@@ -115,7 +115,7 @@ def _update_removes(req, key: str) -> bool:
       reason="a container without a memory limit can exhaust the host's memory "
              "(CIS Docker 5.11)",
       hint="give it a limit: --memory 512m (and --memory-swap)")
-def memory(req, spec, ctx):
+def memory(spec, facts):
     if spec.memory <= 0:
         return ["no memory limit (--memory)"]
 
@@ -125,8 +125,8 @@ def memory(req, spec, ctx):
              "on equal terms with everything else (CIS Docker 5.12)",
       hint="--cpus 1.5 (or --cpu-shares 512); --cpu-quota alone is not what the benchmark "
            "checks")
-def cpu(req, spec, ctx):
-    if req.action == "container.update":
+def cpu(spec, facts):
+    if facts.request.action == "container.update":
         # CpuQuota -1 lifts the quota --cpus set, while inspect still shows NanoCpus (checked)
         if spec.cpu_quota < 0:
             return [f"docker update --cpu-quota {spec.cpu_quota} lifting the CPU limit"]
@@ -139,9 +139,9 @@ def cpu(req, spec, ctx):
 @rule("cis-pids-limit", actions=LIMITS,
       reason="a container without a pids limit can fork-bomb the host (CIS Docker 5.29)",
       hint="--pids-limit 200 (a positive number)")
-def pids_limit(req, spec, ctx):
-    if req.action == "container.update":
-        if _update_removes(req, "pidslimit"):
+def pids_limit(spec, facts):
+    if facts.request.action == "container.update":
+        if _update_removes(facts.request, "pidslimit"):
             return ["docker update --pids-limit removing the limit"]
         return None
     if spec.pids_limit <= 0:
@@ -152,7 +152,7 @@ def pids_limit(req, spec, ctx):
       reason="a writable root filesystem lets an intruder change the container's programs "
              "(CIS Docker 5.13)",
       hint="--read-only, with a --tmpfs or a volume for each path the workload writes")
-def read_only_rootfs(req, spec, ctx):
+def read_only_rootfs(spec, facts):
     if not spec.readonly_rootfs:
         return ["root filesystem writable (no --read-only)"]
 
@@ -165,7 +165,7 @@ def _security_options(ctx) -> frozenset[str]:
       reason="without no-new-privileges a process in the container can gain privileges "
              "through setuid or file-capability programs (CIS Docker 5.26)",
       hint="--security-opt no-new-privileges (or start dockerd with --no-new-privileges)")
-def no_new_privileges(req, spec, ctx):
+def no_new_privileges(spec, facts):
     value = None
     for o in spec.security_opt:
         k, v = split_opt(o)
@@ -173,7 +173,7 @@ def no_new_privileges(req, spec, ctx):
             value = v.lower() in ("", "true")  # dockerd: the last one wins
     if value:
         return None
-    if value is None and "name=no-new-privileges" in _security_options(ctx):
+    if value is None and "name=no-new-privileges" in _security_options(facts):
         return None  # daemon-wide, and not turned off for this container
     return ["--security-opt no-new-privileges=false" if value is False
             else "no --security-opt no-new-privileges"]
@@ -184,8 +184,8 @@ def no_new_privileges(req, spec, ctx):
              "(CIS Docker 5.2)",
       hint="keep Docker's docker-default profile, or name a loaded one "
            "(--security-opt apparmor=PROFILE)")
-def apparmor(req, spec, ctx):
-    if "name=apparmor" not in _security_options(ctx):
+def apparmor(spec, facts):
+    if "name=apparmor" not in _security_options(facts):
         return None  # the host (or dockerd) has no AppArmor: nothing to apply
     out = []
     for o in spec.security_opt:
@@ -203,8 +203,8 @@ def apparmor(req, spec, ctx):
              "daemon's defaults, unreviewed (CIS Docker 5.3)",
       hint="give the container its SELinux label: --security-opt label=level:s0:c100,c200 "
            "(or label=type:...); never label=disable")
-def selinux(req, spec, ctx):
-    if "name=selinux" not in _security_options(ctx):
+def selinux(spec, facts):
+    if "name=selinux" not in _security_options(facts):
         return None
     labels = [v for o in spec.security_opt for k, v in [split_opt(o)] if k == "label"]
     if not any(v and not v.lower().startswith("disable") for v in labels):
@@ -215,17 +215,17 @@ def selinux(req, spec, ctx):
       reason="a container without a health check fails unnoticed (CIS Docker 5.27)",
       hint="give it a HEALTHCHECK (in the image, or --health-cmd), or dockguard's health "
            "labels (dockguard.health.cmd / tcp / http)")
-def healthcheck(req, spec, ctx):
+def healthcheck(spec, facts):
     test = spec.health_test
     if test and test[0].upper() != "NONE":
         return None
     from .hooks import merged_labels  # here: dockguard-runtime imports this module on every start
-    if any(k.startswith("dockguard.health.") for k in merged_labels(spec, ctx)):
+    if any(k.startswith("dockguard.health.") for k in merged_labels(spec, facts)):
         return None
     if test and test[0].upper() == "NONE":
         return ["--no-healthcheck"]
     if spec.image:  # the image's HEALTHCHECK applies when the request gives none
-        image_test = ((ctx.image_config(spec.image) or {}).get("Healthcheck") or {}).get("Test")
+        image_test = ((facts.image_config(spec.image) or {}).get("Healthcheck") or {}).get("Test")
         if isinstance(image_test, list) and image_test and str(image_test[0]).upper() != "NONE":
             return None
     return ["no health check (no HEALTHCHECK, --health-cmd or dockguard.health.* labels)"]
@@ -235,7 +235,7 @@ def healthcheck(req, spec, ctx):
       reason="docker exec as root bypasses the user the container was made to run as "
              "(CIS Docker 5.24)",
       hint="docker exec as the container's own user (no -u root / -u 0)")
-def exec_root(req, spec, ctx):
+def exec_root(spec, facts):
     name = (spec.user or "").split(":", 1)[0].strip()
     if name in ROOT_NAMES:
         return [f"docker exec -u {spec.user}"]

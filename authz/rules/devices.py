@@ -16,22 +16,22 @@ REASON = ("raw memory, I/O ports, the kernel log and disks handed to a container
 @rule("sensitive-device", actions=ACTIONS, reason=REASON,
       hint="pass only the specific, harmless device the workload needs (for example /dev/fuse), "
            "never memory devices, /dev/kmsg or disks")
-def sensitive_device(req, spec, ctx):
+def sensitive_device(spec, facts):
     out = []
-    listed = ctx.lists.sensitive_devices
+    listed = facts.lists.sensitive_devices
     for d in spec.devices:
         host = d.host
         if not host:
             continue
         p = norm(host)
-        real = ctx.realpath(p) or p
+        real = facts.realpath(p) or p
         if p in listed or real in listed:
             out.append(f"--device {host}")
             continue
         if p == "/dev" or real == "/dev":
             out.append(f"--device {host} (every host device)")
             continue
-        node = ctx.device_node(real)
+        node = facts.device_node(real)
         if node is None:
             continue
         kind, major, minor = node
@@ -63,7 +63,7 @@ def parse_cgroup_rule(s: str) -> tuple[str, str, str, str] | None:
 @rule("device-cgroup-rule", actions=ACTIONS, reason=REASON,
       hint="allow one device by type and major:minor (c 10:229 rwm), never a wildcard, "
            "a block device or the memory devices")
-def device_cgroup_rule(req, spec, ctx):
+def device_cgroup_rule(spec, facts):
     out = []
     for r in spec.device_cgroup_rules:
         s = r.strip()

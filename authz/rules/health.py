@@ -16,7 +16,7 @@ HEALTH_FLAGS = {"interval": "--health-interval", "timeout": "--health-timeout",
 @rule("health-with-no-healthcheck", actions=ACTIONS,
       reason="health options together with --no-healthcheck contradict each other",
       hint="either drop --no-healthcheck or drop the --health-* options")
-def health_with_no_healthcheck(req, spec, ctx):
+def health_with_no_healthcheck(spec, facts):
     if spec.health_test and spec.health_test[0].upper() == "NONE" and spec.health_options:
         opts = ", ".join(HEALTH_FLAGS.get(k, k) for k in spec.health_options)
         return [f"--no-healthcheck with {opts}"]
@@ -26,9 +26,9 @@ def health_with_no_healthcheck(req, spec, ctx):
       reason="a malformed dockguard.health.* label would leave the container unwatched",
       hint="fix the label: durations like 30s or 1m30s, retries a positive integer, "
            "tcp=PORT, http=PORT/path")
-def health_labels(req, spec, ctx):
+def health_labels(spec, facts):
     # The container's labels as dockerd merges them: the image's under the request's.
-    labels = merged_labels(spec, ctx)
+    labels = merged_labels(spec, facts)
     if not any(k.startswith("dockguard.health.") for k in labels):
         return None
     try:

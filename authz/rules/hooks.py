@@ -39,12 +39,12 @@ def merged_labels(spec, ctx) -> dict:
       hint="use a spec the host provides in a spec directory of the policy (root-owned, "
            "[hookspec] spec_dirs), with env from the allow-list and hook arguments the policy "
            "allows; check it with `dockguard hookspec validate FILE`")
-def hook_spec(req, spec, ctx):
-    value = merged_labels(spec, ctx).get(LABEL)
+def hook_spec(spec, facts):
+    value = merged_labels(spec, facts).get(LABEL)
     if value is None:
         return None
     where = "" if LABEL in spec.labels else "image label: "
-    return [where + p for p in check_hook_spec(value, ctx)]
+    return [where + p for p in check_hook_spec(value, facts)]
 
 
 def check_hook_spec(value: str, ctx) -> list[str]:

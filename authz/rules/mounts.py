@@ -137,10 +137,10 @@ REASON = ("host system paths, devices and the docker socket inside a container l
 
 
 @rule("sensitive-mount", actions=CONTAINER, reason=REASON, hint=HINT)
-def sensitive_mount(req, spec, ctx):
+def sensitive_mount(spec, facts):
     out = []
-    for how, src in host_sources(spec, ctx) + _inherited_binds(spec, ctx):
-        why = judge_source(src, ctx)
+    for how, src in host_sources(spec, facts) + _inherited_binds(spec, facts):
+        why = judge_source(src, facts)
         if why:
             out.append(f"{how} {why}")
     return out
@@ -169,11 +169,11 @@ def _volume_create(req) -> tuple[str, str, dict[str, str]]:
 
 
 @rule("sensitive-volume", actions=("volume.create",), reason=REASON, hint=HINT)
-def sensitive_volume(req, spec, ctx):
-    name, driver, opts = _volume_create(req)
+def sensitive_volume(spec, facts):
+    name, driver, opts = _volume_create(facts.request)
     dev = _bind_device(opts) if driver in ("", "local") else None
     if dev is not None:
-        why = judge_source(dev, ctx)
+        why = judge_source(dev, facts)
         if why:
             return [f"volume {name} (o=bind device={dev}) {why}"]
 
@@ -185,20 +185,20 @@ def sensitive_volume(req, spec, ctx):
       hint=("use a plain named volume, a tmpfs volume (--opt type=tmpfs --opt device=tmpfs), "
             "a bind of a dedicated directory, or nfs/cifs to a server listed in the policy's "
             "volume_servers"))
-def volume_mount_type(req, spec, ctx):
+def volume_mount_type(spec, facts):
     from .. import localvol
-    if req.action == "volume.create":
-        name, driver, opts = _volume_create(req)
+    if facts.request.action == "volume.create":
+        name, driver, opts = _volume_create(facts.request)
         vols = [(f"volume {name}", opts)] if driver in ("", "local") else []
     else:
-        vols = local_volumes(spec, ctx)
+        vols = local_volumes(spec, facts)
     out = []
     for how, opts in vols:
         lo, problems = localvol.read(opts)
-        bad, paths = localvol.judge(lo, ctx.lists.volume_types, ctx.lists.volume_servers)
+        bad, paths = localvol.judge(lo, facts.lists.volume_types, facts.lists.volume_servers)
         out += [f"{how}: {p}" for p in problems + bad]
         for p in paths:
-            why = judge_source(p, ctx)
+            why = judge_source(p, facts)
             if why:
                 out.append(f"{how}: {localvol.describe(lo)}: option path {p} {why}")
     return out
@@ -207,6 +207,6 @@ def volume_mount_type(req, spec, ctx):
 @rule("file-bind-mount", actions=CONTAINER,
       reason="a file bind-mounted from the host loses sync when vi or sed replace its inode",
       hint="bind the file's parent directory instead")
-def file_bind_mount(req, spec, ctx):
-    return [f"{how} is a file" for how, src in host_sources(spec, ctx)
-            if src and ctx.is_regular_file(src)]
+def file_bind_mount(spec, facts):
+    return [f"{how} is a file" for how, src in host_sources(spec, facts)
+            if src and facts.is_regular_file(src)]

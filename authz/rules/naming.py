@@ -24,11 +24,11 @@ def shadowed_ids(name: str, ids) -> list[str]:
       reason="a name equal to (a prefix of) another container's ID makes docker pick the wrong "
              "container when either is used",
       hint="choose a name that is not a hexadecimal string (add a letter outside a-f)")
-def name_shadows_id(req, spec, ctx):
-    name = req.q("name")
+def name_shadows_id(spec, facts):
+    name = facts.request.q("name")
     if not name or not _HEX.fullmatch(name.lstrip("/")):
         return None  # cheap check first: only hex names can shadow
-    hits = shadowed_ids(name, ctx.container_ids())
+    hits = shadowed_ids(name, facts.container_ids())
     if hits:
         what = "equals" if any(h == name.lstrip("/") for h in hits) else "is a prefix of"
         return [f"name {name!r} {what} the ID of container {hits[0][:12]}"]

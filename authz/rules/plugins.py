@@ -24,11 +24,11 @@ def _privileges(body) -> list[tuple[str, list[str]]]:
              "runs with the host's power outside every container rule",
       hint="install only plugins that need no host privileges, or review and install them "
            "out of band with this rule set to audit")
-def plugin_privileges(req, spec, ctx):
-    if req.action == "plugin.create":
+def plugin_privileges(spec, facts):
+    if facts.request.action == "plugin.create":
         return ["docker plugin create (its config cannot be inspected: it arrives as a tar)"]
-    body = req.body()
-    if req.action == "plugin.set":
+    body = facts.request.body()
+    if facts.request.action == "plugin.set":
         if not isinstance(body, list) or not all(isinstance(x, str) for x in body):
             raise g.BodyError("plugin set body must be a list of KEY=VALUE strings")
         out = []
@@ -36,7 +36,7 @@ def plugin_privileges(req, spec, ctx):
             key, _, value = kv.partition("=")
             k = key.strip().lower()
             if (k.endswith(".source") or k.endswith(".path")) and value:
-                s = sensitive_match(value, ctx)
+                s = sensitive_match(value, facts)
                 if s:
                     out.append(f"plugin set {kv} (sensitive: {s})")
         return out
@@ -47,11 +47,11 @@ def plugin_privileges(req, spec, ctx):
         elif name in ("host pid", "host ipc", "allow-all-devices", "device"):
             out.append(f"{name}: {', '.join(values)}")
         elif name == "capabilities":
-            dangerous = ctx.lists.dangerous_capabilities
+            dangerous = facts.lists.dangerous_capabilities
             out += [f"capability {v}" for v in values
                     if normalise(v) == "ALL" or normalise(v) in dangerous]
         elif name == "mount":
-            out += [f"mount {v}" for v in values if sensitive_match(v, ctx)]
+            out += [f"mount {v}" for v in values if sensitive_match(v, facts)]
     return out
 
 
@@ -60,14 +60,14 @@ def plugin_privileges(req, spec, ctx):
       reason="disabling or replacing an authorization plugin through the API removes the "
              "guard it provides",
       hint="change authorization plugins in the daemon configuration, as root on the host")
-def plugin_self_protect(req, spec, ctx):
-    name = req.name
+def plugin_self_protect(spec, facts):
+    name = facts.request.name
     base = name.split(":", 1)[0]
-    if base in ctx.self_names() or name in ctx.self_names():
-        return [f"{req.action} {name} (dockguard itself)"]
-    info = ctx.plugin(name)
+    if base in facts.self_names() or name in facts.self_names():
+        return [f"{facts.request.action} {name} (dockguard itself)"]
+    info = facts.plugin(name)
     if info is None:
         return None  # no such plugin: dockerd answers 404 itself
     types = ((info.get("Config") or {}).get("Interface") or {}).get("Types") or []
     if any("authz" in str(t) for t in types):
-        return [f"{req.action} {name} (an authorization plugin)"]
+        return [f"{facts.request.action} {name} (an authorization plugin)"]

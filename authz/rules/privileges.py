@@ -11,9 +11,9 @@ CONTAINER = ("container.create", "container.start")
              "/proc and /sys, which can affect the host",
       hint="drop --privileged; add only the capability or device the workload needs "
            "(--cap-add X, --device /dev/X)")
-def privileged(req, spec, ctx):
+def privileged(spec, facts):
     if spec.privileged:
-        return ["privileged exec" if req.action == "exec.create" else "--privileged"]
+        return ["privileged exec" if facts.request.action == "exec.create" else "--privileged"]
 
 
 @rule("host-namespace", actions=CONTAINER + ("service.create", "service.update", "build"),
@@ -21,16 +21,16 @@ def privileged(req, spec, ctx):
              "(with --pid host a container can see and kill host processes)",
       hint="leave --pid/--ipc/--net/--uts/--userns/--cgroupns at their defaults, or share "
            "with another container (--net container:NAME) instead of the host")
-def host_namespace(req, spec, ctx):
-    if req.action == "build":
-        mode = req.q("networkmode").strip().lower()
+def host_namespace(spec, facts):
+    if facts.request.action == "build":
+        mode = facts.request.q("networkmode").strip().lower()
         return ["docker build --network host"] if mode == "host" else None
     if spec is None:
         return None
     out = [f"--{kind} {mode}" for kind, modes in spec.namespaces.items()
            for mode in modes if mode.strip().lower() == "host"]
     out += [f"service network {n}" for n in spec.networks if n.strip().lower() == "host"]
-    out += _inherited_host_namespaces(spec, ctx)
+    out += _inherited_host_namespaces(spec, facts)
     return out
 
 

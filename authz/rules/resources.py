@@ -10,7 +10,7 @@ ACTIONS = ("container.create", "container.start", "container.update")
 @rule("kernel-memory", actions=ACTIONS,
       reason="the kernel memory cgroup is unstable on every kernel and is forbidden by the guide",
       hint="limit memory with --memory (and --memory-swap) only")
-def kernel_memory(req, spec, ctx):
+def kernel_memory(spec, facts):
     out = []
     if spec.kernel_memory:
         out.append(f"--kernel-memory {spec.kernel_memory}")
@@ -23,18 +23,18 @@ def kernel_memory(req, spec, ctx):
       reason="this kernel has no blkio weight support: the container would fail to start "
              "(\"blkio.weight not supported, use weight_device instead\")",
       hint="use --blkio-weight-device DEVICE:WEIGHT on a disk running the bfq (or cfq) scheduler")
-def blkio_weight(req, spec, ctx):
-    if spec.blkio_weight and not ctx.blkio_weight_supported():
+def blkio_weight(spec, facts):
+    if spec.blkio_weight and not facts.blkio_weight_supported():
         return [f"--blkio-weight {spec.blkio_weight}"]
 
 
 @rule("blkio-weight-device", actions=ACTIONS,
       reason="--blkio-weight-device only works on a disk whose I/O scheduler is CFQ or BFQ",
       hint="switch the disk's scheduler first: echo bfq > /sys/block/DEV/queue/scheduler")
-def blkio_weight_device(req, spec, ctx):
+def blkio_weight_device(spec, facts):
     out = []
     for dev in spec.blkio_weight_device:
-        sched = ctx.scheduler(dev)
+        sched = facts.scheduler(dev)
         if sched is None:
             out.append(f"--blkio-weight-device {dev}: not a block device on this host")
             continue

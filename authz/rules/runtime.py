@@ -16,15 +16,15 @@ from . import rule
              "(its daemon-wide hooks and checks at every start)",
       hint="name a runtime of the policy's runtimes list (--runtime dockguard); without "
            "--runtime the daemon's default-runtime is used, and it must be in that list too")
-def runtime(req, spec, ctx):
-    allowed = ctx.lists.runtimes
+def runtime(spec, facts):
+    allowed = facts.lists.runtimes
     if not allowed:
         return None
     if spec.runtime:
         if spec.runtime not in allowed:
             return [f"--runtime {spec.runtime}"]
         return None
-    default = ctx.default_runtime()
+    default = facts.default_runtime()
     if default not in allowed:
         return [f"the daemon's default runtime {default!r} (no --runtime given)"]
     return None

@@ -37,7 +37,7 @@ def _opts(spec, key):
              "kernel attack surface",
       hint="keep the default seccomp profile, or pass a profile that only adds the calls "
            "you need (--security-opt seccomp=profile.json)")
-def seccomp_unconfined(req, spec, ctx):
+def seccomp_unconfined(spec, facts):
     return [f"--security-opt {o}" for o, v in _opts(spec, "seccomp") if v.lower() == "unconfined"]
 
 
@@ -46,7 +46,7 @@ def seccomp_unconfined(req, spec, ctx):
              "kernel attack surface as much as disabling seccomp",
       hint="start from Docker's default profile and allow only the calls your workload needs, "
            "none of the ones it blocks")
-def seccomp_profile(req, spec, ctx):
+def seccomp_profile(spec, facts):
     from .. import seccomp
     from .capabilities import normalise
     added = frozenset(normalise(c) for c in spec.cap_add)
@@ -63,7 +63,7 @@ def seccomp_profile(req, spec, ctx):
              "the container (beyond the guide: CIS Docker 5.1)",
       hint="keep the default docker-default profile, or load a custom one and name it "
            "(--security-opt apparmor=PROFILE)")
-def apparmor_unconfined(req, spec, ctx):
+def apparmor_unconfined(spec, facts):
     return [f"--security-opt {o}" for o, v in _opts(spec, "apparmor") if v.lower() == "unconfined"]
 
 
@@ -74,7 +74,7 @@ SELINUX_UNCONFINED_TYPES = ("spc_t", "unconfined_t")
       reason="disabling SELinux labelling lets the container reach host files its label would "
              "deny (beyond the guide: CIS Docker 5.2)",
       hint="keep labelling on; relabel volumes with :z or :Z instead of disabling it")
-def selinux_disabled(req, spec, ctx):
+def selinux_disabled(spec, facts):
     # dockerd (parseSecurityOpt) also takes a bare `disable` as label=disable
     out = [f"--security-opt {o}" for o in spec.security_opt if o.strip().lower() == "disable"]
     for o, v in _opts(spec, "label"):
@@ -98,7 +98,7 @@ def _norm(p: str) -> str:
              "that can write them can escape",
       hint="keep Docker's masked and read-only paths (no --security-opt systempaths=unconfined, "
            "no MaskedPaths/ReadonlyPaths overrides) and mount nothing onto /proc or /sys")
-def writable_proc_sys(req, spec, ctx):
+def writable_proc_sys(spec, facts):
     out = [f"--security-opt {o}" for o, v in _opts(spec, "systempaths") if v.lower() == "unconfined"]
     for given in spec.masked_paths:
         missing = [p for p in DEFAULT_MASKED if p not in given]

@@ -53,7 +53,7 @@ def _shell_without_script(argv: list[str]) -> str | None:
 @rule("attach-stdin-only", actions=("container.create",),
       reason="a container attached to stdin alone keeps the terminal hanging even after it exits",
       hint="add -a stdout or -a stderr together with -a stdin")
-def attach_stdin_only(req, spec, ctx):
+def attach_stdin_only(spec, facts):
     if spec.attach_stdin and not (spec.attach_stdout or spec.attach_stderr):
         return ["-a stdin without -a stdout or -a stderr"]
 
@@ -62,10 +62,10 @@ def attach_stdin_only(req, spec, ctx):
       reason="sh/bash without -ti exits at once, and a daemon killed at the wrong moment leaves "
              "it running with a pipe no one can take over",
       hint="run shells with -ti, or give them a script or -c 'command'")
-def shell_without_tty(req, spec, ctx):
+def shell_without_tty(spec, facts):
     if spec.tty and spec.open_stdin:
         return None
-    shell = _shell_without_script(effective_argv(spec, ctx))
+    shell = _shell_without_script(effective_argv(spec, facts))
     if shell:
         return [f"shell {shell!r} without -ti"]
 
@@ -75,9 +75,9 @@ def shell_without_tty(req, spec, ctx):
              "not support it",
       hint=f"run the service itself as the command, or mark a real system container with "
            f"--label {SYSTEM_LABEL}=true")
-def systemd_non_system(req, spec, ctx):
+def systemd_non_system(spec, facts):
     if spec.labels.get(SYSTEM_LABEL, "").lower() == "true":
         return None
-    argv = effective_argv(spec, ctx)
+    argv = effective_argv(spec, facts)
     if argv and (posixpath.basename(argv[0]) in SYSTEMD):
         return [f"command {argv[0]!r} (systemd) in a non-system container"]

@@ -224,7 +224,9 @@ def problems(rule_id: str, method: str, uri: str, body=None, ctx: FakeContext | 
     rule = all_rules()[rule_id]
     req, spec = request_for(method, uri, body)
     assert req.action in rule.actions, f"{rule_id} does not apply to {req.action}"
-    return rule.check(req, spec, ctx or FakeContext(**ctx_kw))
+    facts = ctx or FakeContext(**ctx_kw)
+    facts.request = req
+    return rule.check(spec, facts)
 
 
 def create_problems(rule_id: str, body, ctx: FakeContext | None = None, name: str = "", **ctx_kw):

@@ -21,7 +21,7 @@ import os
 import sys
 
 from dockguard import util
-from hookbin import hookrun, judge, oci, spec as hookspec
+from hookbin import judge, oci, spec as hookspec
 from hookbin import policy as hookpolicy
 
 # runc global options that take a value (urfave/cli accepts one or two dashes).
@@ -200,6 +200,7 @@ def prepare_bundle(inv: Invocation) -> int:
     if hookspec.is_empty(merged):
         return 0
     # each hook behind hookbin/hookrun.py: a hung or noisy hook cannot hold the start up
+    from hookbin import hookrun  # here, not at the top: its signal/select imports cost every create ms
     oci.write_json_atomic(config_path, oci.add_hooks(config, hookrun.wrap(merged)))
     return sum(len(merged[p]) for p in hookspec.PHASES)
 

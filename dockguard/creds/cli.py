@@ -21,28 +21,26 @@ def register(sub, name):
                        description="Encrypted registry logins: the docker-credential-dockguard store.")
     csub = p.add_subparsers(dest="creds_command", required=True, metavar="COMMAND")
 
-    st = csub.add_parser("status", help="registries logged in (never secrets), the key's id and age",
-                         description="List the registries with a stored login (never their secrets), the "
-                                     "key's id and age, and plain-text logins left in config.json.")
-    st.add_argument("--config", metavar="DIR", help=DIR_HELP)
-    st.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    st.set_defaults(func=cmd_status)
+    def command(name, func, help, description, json_help="print the result as JSON"):
+        """One subcommand with the options every creds command takes (--config, --json)."""
+        c = csub.add_parser(name, help=help, description=description)
+        c.add_argument("--config", metavar="DIR", help=DIR_HELP)
+        c.add_argument("--json", action="store_true", help=json_help)
+        c.set_defaults(func=func)
+        return c
 
-    rk = csub.add_parser("rotate-key", help="re-encrypt every login under a new key (no new login needed)",
-                         description="Re-encrypt every stored login under a new AES-256 key, atomically: "
-                                     "interrupted at any point, either the old or the new key and store work.")
-    rk.add_argument("--config", metavar="DIR", help=DIR_HELP)
-    rk.add_argument("--json", action="store_true", help="print the result as JSON")
-    rk.set_defaults(func=cmd_rotate)
-
-    enb = csub.add_parser("enable", help='set "credsStore": "dockguard" and encrypt plain-text logins',
-                          description='Set "credsStore": "dockguard" in config.json and move the logins it '
-                                      "holds in plain text (base64) into the encrypted store.")
-    enb.add_argument("--config", metavar="DIR", help=DIR_HELP)
+    command("status", cmd_status, "registries logged in (never secrets), the key's id and age",
+            "List the registries with a stored login (never their secrets), the key's id and age, "
+            "and plain-text logins left in config.json.",
+            json_help="print one JSON object instead of text")
+    command("rotate-key", cmd_rotate, "re-encrypt every login under a new key (no new login needed)",
+            "Re-encrypt every stored login under a new AES-256 key, atomically: interrupted at any "
+            "point, either the old or the new key and store work.")
+    enb = command("enable", cmd_enable, 'set "credsStore": "dockguard" and encrypt plain-text logins',
+                  'Set "credsStore": "dockguard" in config.json and move the logins it holds in plain '
+                  "text (base64) into the encrypted store.")
     enb.add_argument("--force", action="store_true",
                      help="replace another credsStore already configured (its logins become unreachable)")
-    enb.add_argument("--json", action="store_true", help="print the result as JSON")
-    enb.set_defaults(func=cmd_enable)
 
 
 def _dir(args) -> str:

@@ -196,7 +196,7 @@ def _UnixHTTPConnection(path: str, timeout: float):
 @dataclass
 class PrivateDaemon:
     """One dockerd of our own, in mount and network namespaces of its own (see
-    dockguard/namespaces.py). `base` should be short: unix socket paths are capped at 108 bytes.
+    dockguard/harness/namespaces.py). `base` should be short: unix socket paths are capped at 108 bytes.
 
     Its socket (base/docker.sock) and every path on the host's filesystems are shared with
     the host; its mounts, links, bridge (docker0 of its own, so containers have a normal

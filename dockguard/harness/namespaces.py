@@ -262,7 +262,7 @@ class PortForward:
     def __init__(self, netns_path: str, port: int, host: str = "127.0.0.1"):
         import socket
         import threading
-        from .util import setns
+        from dockguard.util import setns
 
         self.addr = (host, port)
         self._conns: list = []

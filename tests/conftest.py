@@ -36,6 +36,21 @@ from dockguard.harness.daemon import DaemonError, Engine, PrivateDaemon, version
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# Host directories the suite (or dockguard-runtime under it) creates when they are missing: the
+# root-owned base of the hook-spec trust tests, and the runtime's policy cache and pin staging
+# point. Removed at the end of the session when this session made them, so the host is left
+# as it was found.
+HOST_DIRS_MADE_BY_TESTS = ("/var/lib/dgt", "/run/dockguard")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leave_host_dirs_as_found():
+    missing = [d for d in HOST_DIRS_MADE_BY_TESTS if not os.path.lexists(d)]
+    yield
+    for d in missing:
+        if os.path.isdir(d) and not os.path.islink(d):
+            shutil.rmtree(d, ignore_errors=True)
+
 
 def require_dockerd() -> None:
     missing = []
